@@ -1,1 +1,18 @@
+//! # aos-schemas
+//!
+//! The request and response types of the AOS HTTP API and its envelopes, as plain serde
+//! structs with OpenAPI schemas. Shared by the server (`aos-api`, `aos-spine`) and, later,
+//! the Rust SDK, so that client and server cannot drift apart.
+//!
+//! **Architecture invariant:** no I/O and no behaviour beyond (de)serialisation and
+//! trivial constructors. Nothing here knows HTTP status codes or SQL.
+//!
+//! **Boundary:** changing a type here changes the public API; field renames are breaking.
 
+pub mod envelope;
+pub mod error;
+pub mod system;
+pub mod tenants;
+
+pub use envelope::{DataEnvelope, ListEnvelope, ListMeta};
+pub use error::{ErrorBody, ErrorCode, ErrorEnvelope};

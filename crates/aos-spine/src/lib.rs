@@ -1,1 +1,27 @@
+//! # aos-spine (L4)
+//!
+//! The operation registry. Every thing AOS does on behalf of a caller is a named
+//! [`Operation`]: the spine opens the connection or the transaction it needs, runs it to
+//! completion in its own task (so a client that disconnects never leaves a write
+//! half-done), and turns engine results into `aos-schemas` types and [`SpineError`]s
+//! with stable codes.
+//!
+//! **Architecture invariant:** the spine owns transactions. Engines and drivers receive a
+//! connection; they never begin or commit. The spine depends on `aos-drivers` only for
+//! the database handle and transactions, never for queries.
+//!
+//! **Boundary:** `aos-api` sees only this crate and `aos-schemas`: operations take and
+//! return schema types, and fail with [`SpineError`].
 
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod op;
+pub mod ops;
+mod spine;
+
+pub use config::{AuthConfig, ConfigError, DatabaseConfig};
+pub use context::AuthContext;
+pub use error::{SpineError, SpineResult};
+pub use op::{Mode, Operation, OperationContext};
+pub use spine::{Backend, Spine};

@@ -1,0 +1,48 @@
+//! The engine layer's error: what went wrong in domain terms.
+
+use aos_drivers::DriverError;
+
+pub type EngineResult<T> = Result<T, EngineError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A field of the input breaks a rule; `field` names it.
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    /// The thing asked for does not exist (or is not the caller's).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// No or bad credentials.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A dependency is down; retry later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Anything unexpected; details go to the log, not to the client.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid { field, message: message.into() }
+    }
+}
+
+impl From<DriverError> for EngineError {
+    fn from(err: DriverError) -> Self {
+        match err {
+            DriverError::NotFound => Self::NotFound("record"),
+            DriverError::Conflict(what) => Self::Conflict(format!("conflicts with an existing record ({what})")),
+            DriverError::Busy => Self::Unavailable("database busy".into()),
+            DriverError::Unavailable(why) => Self::Unavailable(why),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The spine's part of the server configuration. Deserialised by the binary from TOML and
+//! `AOS_*` variables; validated here so errors name the offending key.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// An invalid configuration value, naming its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://...` selects PostgreSQL. Absent: SQLite at `sqlite_path`.
+    /// Also read from `DATABASE_URL`.
+    pub url: Option<SecretString>,
+    /// The embedded database file when no `url` is set.
+    pub sqlite_path: PathBuf,
+    /// Pool size.
+    pub max_connections: usize,
+    /// How long a request waits for a connection, in milliseconds.
+    pub acquire_timeout_ms: u64,
+    /// SQLite: how long a writer waits for the lock, in milliseconds.
+    pub sqlite_busy_timeout_ms: u64,
+    /// Apply pending migrations when the server starts.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            sqlite_path: PathBuf::from("./data/aos.db"),
+            max_connections: 10,
+            acquire_timeout_ms: 5_000,
+            sqlite_busy_timeout_ms: 5_000,
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.url {
+            let url = url.expose_secret();
+            let is_pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
+            let is_sqlite = url.starts_with("sqlite:");
+            if !is_pg && !is_sqlite {
+                return Err(ConfigError::new(
+                    "database.url",
+                    "must start with postgres://, postgresql:// or sqlite:",
+                ));
+            }
+            if is_pg && url::Url::parse(url).is_err() {
+                return Err(ConfigError::new("database.url", "is not a valid URL"));
+            }
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                return Err(ConfigError::new("database.url", "an in-memory SQLite database cannot be used"));
+            }
+        } else if self.sqlite_path.as_os_str().is_empty() {
+            return Err(ConfigError::new("database.sqlite_path", "must not be empty"));
+        }
+        if !(1..=1000).contains(&self.max_connections) {
+            return Err(ConfigError::new("database.max_connections", "must be between 1 and 1000"));
+        }
+        if self.acquire_timeout_ms == 0 {
+            return Err(ConfigError::new("database.acquire_timeout_ms", "must be greater than 0"));
+        }
+        Ok(())
+    }
+
+    /// `postgres` or `sqlite`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.url {
+            Some(url) if !url.expose_secret().starts_with("sqlite:") => "postgres",
+            _ => "sqlite",
+        }
+    }
+
+    pub(crate) fn connect_options(&self) -> aos_drivers::ConnectOptions {
+        let url = match &self.url {
+            Some(url) => url.clone(),
+            None => SecretString::from(format!("sqlite://{}", self.sqlite_path.display())),
+        };
+        let mut options = aos_drivers::ConnectOptions::new(url);
+        options.max_connections = self.max_connections;
+        options.acquire_timeout = Duration::from_millis(self.acquire_timeout_ms);
+        options.sqlite_busy_timeout = Duration::from_millis(self.sqlite_busy_timeout_ms);
+        options
+    }
+
+    /// The database URL without its password: safe to log.
+    pub fn redacted_url(&self) -> String {
+        self.connect_options().redacted_url()
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The platform operator's bearer token (at least 16 characters). When absent, one is
+    /// read from, or generated into, `operator_token_file`.
+    pub operator_token: Option<SecretString>,
+    pub operator_token_file: PathBuf,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { operator_token: None, operator_token_file: PathBuf::from("./data/operator-token") }
+    }
+}
+
+impl AuthConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(token) = &self.operator_token
+            && token.expose_secret().trim().len() < 16
+        {
+            return Err(ConfigError::new("auth.operator_token", "must be at least 16 characters"));
+        }
+        Ok(())
+    }
+}

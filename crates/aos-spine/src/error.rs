@@ -1,0 +1,60 @@
+//! The one error that crosses from the spine into the HTTP layer: a stable code, a
+//! message that is safe to show to the client, and optionally the offending field.
+
+use aos_engines::EngineError;
+use aos_schemas::ErrorCode;
+
+pub type SpineResult<T> = Result<T, SpineError>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct SpineError {
+    pub code: ErrorCode,
+    /// Safe to return to the client: never carries SQL, hosts or secrets.
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl SpineError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), field: None }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    pub fn internal() -> Self {
+        Self::new(ErrorCode::Internal, "internal error; quote the request id when reporting it")
+    }
+}
+
+impl From<EngineError> for SpineError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::Invalid { field, message } => Self {
+                code: ErrorCode::ValidationFailed,
+                message: format!("{field}: {message}"),
+                field: Some(field.to_owned()),
+            },
+            EngineError::NotFound(what) => Self::new(ErrorCode::NotFound, format!("{what} not found")),
+            EngineError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
+            EngineError::Unauthenticated(message) => Self::new(ErrorCode::Unauthenticated, message),
+            EngineError::Forbidden(message) => Self::new(ErrorCode::Forbidden, message),
+            EngineError::Unavailable(detail) => {
+                tracing::warn!(%detail, "dependency unavailable");
+                Self::new(ErrorCode::ServiceUnavailable, "the database is unavailable; retry shortly")
+            }
+            EngineError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<aos_drivers::DriverError> for SpineError {
+    fn from(err: aos_drivers::DriverError) -> Self {
+        EngineError::from(err).into()
+    }
+}

@@ -1,0 +1,181 @@
+//! Tenant administration (platform operator only).
+
+use aos_engines::tenants::{self as engine, Cursor, Tenant, TenantUpdate};
+use aos_schemas::tenants as api;
+use aos_schemas::{ListEnvelope, ListMeta};
+use uuid::Uuid;
+
+use crate::context::AuthContext;
+use crate::error::SpineError;
+use crate::op::{Mode, OpFuture, Operation, OperationContext};
+
+/// Default page size when the caller gives none.
+pub const DEFAULT_PAGE: u32 = 50;
+
+pub(crate) fn to_api(t: Tenant) -> api::Tenant {
+    let status = match t.status() {
+        engine::TenantStatus::Active => api::TenantStatus::Active,
+        engine::TenantStatus::Suspended => api::TenantStatus::Suspended,
+        engine::TenantStatus::Terminated => api::TenantStatus::Terminated,
+    };
+    let onboarding_state = match t.onboarding() {
+        engine::OnboardingState::Created => api::OnboardingState::Created,
+        engine::OnboardingState::IdentityVerified => api::OnboardingState::IdentityVerified,
+        engine::OnboardingState::IntegrationConnected => api::OnboardingState::IntegrationConnected,
+        engine::OnboardingState::Complete => api::OnboardingState::Complete,
+    };
+    api::Tenant {
+        id: t.id.into(),
+        name: t.name,
+        status,
+        onboarding_state,
+        created_at: t.created_at.into(),
+        updated_at: t.updated_at.into(),
+    }
+}
+
+/// `tenants.create`
+pub struct Create {
+    pub actor: AuthContext,
+    pub request: api::CreateTenantRequest,
+}
+
+impl Operation for Create {
+    const NAME: &'static str = "tenants.create";
+    const MODE: Mode = Mode::Write;
+    type Output = api::Tenant;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            self.actor.require_founder()?;
+            Ok(to_api(engine::create(cx.conn, &self.request.name).await?))
+        })
+    }
+}
+
+/// `tenants.get`
+pub struct Get {
+    pub actor: AuthContext,
+    pub id: Uuid,
+}
+
+impl Operation for Get {
+    const NAME: &'static str = "tenants.get";
+    const MODE: Mode = Mode::Read;
+    type Output = api::Tenant;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            self.actor.require_founder()?;
+            Ok(to_api(engine::get(cx.conn, self.id).await?))
+        })
+    }
+}
+
+/// `tenants.list`
+pub struct List {
+    pub actor: AuthContext,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl Operation for List {
+    const NAME: &'static str = "tenants.list";
+    const MODE: Mode = Mode::Read;
+    type Output = ListEnvelope<api::Tenant>;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            self.actor.require_founder()?;
+            let limit = match self.limit {
+                None => DEFAULT_PAGE,
+                Some(n) if (1..=engine::MAX_PAGE).contains(&n) => n,
+                Some(_) => {
+                    return Err(SpineError {
+                        code: aos_schemas::ErrorCode::ValidationFailed,
+                        message: format!("limit: must be between 1 and {}", engine::MAX_PAGE),
+                        field: Some("limit".into()),
+                    });
+                }
+            };
+            let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
+            let (rows, next, total) = engine::list(cx.conn, after, limit).await?;
+            Ok(ListEnvelope {
+                data: rows.into_iter().map(to_api).collect(),
+                meta: ListMeta { total: Some(total), limit, next_cursor: next.map(encode_cursor) },
+            })
+        })
+    }
+}
+
+/// `tenants.update`
+pub struct Update {
+    pub actor: AuthContext,
+    pub id: Uuid,
+    pub request: api::UpdateTenantRequest,
+}
+
+impl Operation for Update {
+    const NAME: &'static str = "tenants.update";
+    const MODE: Mode = Mode::Write;
+    type Output = api::Tenant;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            self.actor.require_founder()?;
+            let update = TenantUpdate {
+                name: self.request.name,
+                status: self.request.status.map(|s| match s {
+                    api::TenantStatus::Active => engine::TenantStatus::Active,
+                    api::TenantStatus::Suspended => engine::TenantStatus::Suspended,
+                    api::TenantStatus::Terminated => engine::TenantStatus::Terminated,
+                }),
+                onboarding: self.request.onboarding_state.map(|s| match s {
+                    api::OnboardingState::Created => engine::OnboardingState::Created,
+                    api::OnboardingState::IdentityVerified => engine::OnboardingState::IdentityVerified,
+                    api::OnboardingState::IntegrationConnected => engine::OnboardingState::IntegrationConnected,
+                    api::OnboardingState::Complete => engine::OnboardingState::Complete,
+                }),
+            };
+            Ok(to_api(engine::update(cx.conn, self.id, update).await?))
+        })
+    }
+}
+
+/// Cursors are opaque to clients: hex of `created_at|id`.
+fn encode_cursor(c: Cursor) -> String {
+    let plain = format!("{}|{}", c.created_at.to_sortable_text(), c.id);
+    plain.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(text: &str) -> Result<Cursor, SpineError> {
+    let bad = || SpineError::bad_request("cursor: not a cursor returned by this API");
+    if text.len() % 2 != 0 || text.len() > 256 {
+        return Err(bad());
+    }
+    let bytes = (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    let plain = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (at, id) = plain.split_once('|').ok_or_else(bad)?;
+    let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).map_err(|_| bad())?;
+    let id = Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok(Cursor { created_at: at.into(), id: id.into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_a_bad_request() {
+        let c = Cursor { created_at: aos_engines::tenants::DbTime::now(), id: Uuid::now_v7().into() };
+        assert_eq!(decode_cursor(&encode_cursor(c)).unwrap(), c);
+        for garbage in ["", "zz", "abc", "00", &"41".repeat(200)] {
+            let err = decode_cursor(garbage).unwrap_err();
+            assert_eq!(err.code, aos_schemas::ErrorCode::BadRequest, "{garbage}");
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The [`Spine`]: the database handle, shared engine state, and [`Spine::execute`].
+
+use std::sync::Arc;
+
+use aos_drivers::{Database, TxMode};
+use aos_engines::auth::{self, OperatorToken};
+use aos_schemas::ErrorCode;
+use aos_schemas::system::{Readiness, ReadinessCheck};
+use tracing::Instrument;
+
+use crate::config::{AuthConfig, DatabaseConfig};
+use crate::context::AuthContext;
+use crate::error::{SpineError, SpineResult};
+use crate::op::{Mode, Operation, OperationContext};
+
+pub use aos_drivers::Backend;
+
+/// State every operation may read.
+pub(crate) struct Shared {
+    pub(crate) db: Database,
+    pub(crate) operator: OperatorToken,
+}
+
+/// The operation registry. Cheap to clone; one per process, shared by all workers.
+#[derive(Clone)]
+pub struct Spine {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Spine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spine").field("db", &self.shared.db).finish()
+    }
+}
+
+/// Why the spine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot open the database at {url}: {source}")]
+    Database { url: String, source: aos_drivers::DriverError },
+    #[error("operator token: {0}")]
+    OperatorToken(String),
+}
+
+impl Spine {
+    /// Opens the database and loads credentials. Does not migrate: see [`Spine::migrate`].
+    pub async fn open(database: &DatabaseConfig, auth_config: &AuthConfig) -> Result<Self, StartError> {
+        database.validate()?;
+        auth_config.validate()?;
+        let operator = match &auth_config.operator_token {
+            Some(token) => OperatorToken::new(token.clone()).map_err(|e| StartError::OperatorToken(e.to_string()))?,
+            None => {
+                let path = &auth_config.operator_token_file;
+                let (token, generated) =
+                    OperatorToken::load_or_generate(path).map_err(|e| StartError::OperatorToken(e.to_string()))?;
+                if generated {
+                    tracing::warn!(path = %path.display(), "generated an operator token (mode 0600); read it from the file");
+                } else {
+                    tracing::info!(path = %path.display(), "using the operator token from file");
+                }
+                token
+            }
+        };
+        let db = Database::connect(database.connect_options())
+            .await
+            .map_err(|source| StartError::Database { url: database.redacted_url(), source })?;
+        Ok(Self { shared: Arc::new(Shared { db, operator }) })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.shared.db.backend()
+    }
+
+    /// Applies pending migrations; returns the versions applied.
+    pub async fn migrate(&self) -> SpineResult<Vec<String>> {
+        self.shared.db.run_migrations().await.map_err(|e| {
+            tracing::error!(error = %e, "migration failed");
+            SpineError::new(ErrorCode::ServiceUnavailable, format!("migration failed: {e}"))
+        })
+    }
+
+    /// Readiness of this replica: database reachable and migrations current.
+    pub async fn readiness(&self) -> Readiness {
+        let checks = aos_engines::system::readiness(&self.shared.db).await;
+        let ready = checks.iter().all(|c| c.ok);
+        Readiness {
+            status: if ready { "ready" } else { "not_ready" }.to_owned(),
+            backend: self.backend().as_str().to_owned(),
+            checks: checks
+                .into_iter()
+                .map(|c| ReadinessCheck { name: c.name.to_owned(), ok: c.ok, detail: c.detail })
+                .collect(),
+        }
+    }
+
+    /// Verifies a bearer credential.
+    pub fn authenticate(&self, presented: &str) -> SpineResult<AuthContext> {
+        match auth::authenticate(&self.shared.operator, presented)? {
+            auth::Principal::Founder => Ok(AuthContext::Founder),
+        }
+    }
+
+    /// Runs `op` to completion in its own task, in the database mode it declares.
+    ///
+    /// The task is spawned, not awaited in place: if the caller's future is dropped (the
+    /// client disconnected), the operation still finishes and commits or rolls back as
+    /// a whole.
+    pub async fn execute<O: Operation>(&self, op: O) -> SpineResult<O::Output> {
+        let shared = Arc::clone(&self.shared);
+        let span = tracing::info_span!("operation", name = O::NAME);
+        let task = tokio::spawn(
+            async move {
+                let started = std::time::Instant::now();
+                let result = match O::MODE {
+                    Mode::Read => {
+                        let mut conn = shared.db.conn().await?;
+                        op.run(OperationContext { conn: &mut conn }).await
+                    }
+                    Mode::Write => {
+                        let db = shared.db.clone();
+                        db.transaction(TxMode::Write, move |conn| {
+                            Box::pin(async move { op.run(OperationContext { conn }).await })
+                        })
+                        .await
+                    }
+                };
+                let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                match &result {
+                    Ok(_) => tracing::debug!(elapsed_us, "operation done"),
+                    Err(e) => tracing::info!(elapsed_us, code = %e.code, "operation failed"),
+                }
+                result
+            }
+            .instrument(span),
+        );
+        match task.await {
+            Ok(result) => result,
+            Err(join) => {
+                tracing::error!(operation = O::NAME, error = %join, "operation task panicked or was cancelled");
+                Err(SpineError::internal())
+            }
+        }
+    }
+}
