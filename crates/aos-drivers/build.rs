@@ -7,7 +7,9 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -30,5 +32,8 @@ fn main() {
         path.strip_prefix(&root).unwrap_or(path).hash(&mut hasher);
         std::fs::read(path).unwrap_or_default().hash(&mut hasher);
     }
-    println!("cargo:rustc-env=AOS_MIGRATIONS_FINGERPRINT={:016x}", hasher.finish());
+    println!(
+        "cargo:rustc-env=AOS_MIGRATIONS_FINGERPRINT={:016x}",
+        hasher.finish()
+    );
 }

@@ -10,9 +10,13 @@ use std::time::Duration;
 use diesel::sqlite::SqliteConnection;
 use diesel::{IntoSql, sql_types::Integer};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager};
+use diesel_async::{
+    AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{DriverError, DriverResult};
@@ -153,7 +157,8 @@ impl Database {
                 let url = options.url.expose_secret().to_owned();
                 let mut config = ManagerConfig::default();
                 config.recycling_method = RecyclingMethod::Fast;
-                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+                let manager =
+                    AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
                 Pools::Pg(build_pool(manager, &options)?)
             }
             Backend::Sqlite => {
@@ -173,7 +178,10 @@ impl Database {
                 Pools::Sqlite(build_pool(manager, &options)?)
             }
         };
-        let db = Self { pools, options: Arc::new(options) };
+        let db = Self {
+            pools,
+            options: Arc::new(options),
+        };
         db.conn().await?;
         Ok(db)
     }
@@ -234,7 +242,9 @@ impl Database {
         if one == 1 {
             Ok(())
         } else {
-            Err(DriverError::Database("SELECT 1 returned something else".into()))
+            Err(DriverError::Database(
+                "SELECT 1 returned something else".into(),
+            ))
         }
     }
 
@@ -247,10 +257,14 @@ impl Database {
     }
 }
 
-fn build_pool<C>(manager: AsyncDieselConnectionManager<C>, options: &ConnectOptions) -> DriverResult<Pool<C>>
+fn build_pool<C>(
+    manager: AsyncDieselConnectionManager<C>,
+    options: &ConnectOptions,
+) -> DriverResult<Pool<C>>
 where
     C: diesel_async::pooled_connection::PoolableConnection + Send + 'static,
-    for<'a> diesel::dsl::select<diesel::dsl::AsExprOf<i32, Integer>>: diesel_async::methods::LoadQuery<'a, C, i32>,
+    for<'a> diesel::dsl::select<diesel::dsl::AsExprOf<i32, Integer>>:
+        diesel_async::methods::LoadQuery<'a, C, i32>,
     diesel::query_builder::SqlQuery: diesel::query_builder::QueryFragment<C::Backend>,
 {
     Pool::builder(manager)
@@ -272,7 +286,10 @@ fn ensure_parent_dir(path: &Path) -> DriverResult<()> {
 
 /// Opens one SQLite connection tuned for a server: WAL so readers never block the
 /// writer, a busy timeout instead of instant `SQLITE_BUSY`, enforced foreign keys.
-pub(crate) async fn open_sqlite(path: &str, busy_timeout: Duration) -> diesel::ConnectionResult<SqliteConn> {
+pub(crate) async fn open_sqlite(
+    path: &str,
+    busy_timeout: Duration,
+) -> diesel::ConnectionResult<SqliteConn> {
     let mut conn = SqliteConn::establish(path).await?;
     let pragmas = format!(
         "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
@@ -284,6 +301,9 @@ pub(crate) async fn open_sqlite(path: &str, busy_timeout: Duration) -> diesel::C
     Ok(conn)
 }
 
+// One Conn per running operation, never stored in bulk: boxing the PostgreSQL variant
+// would cost an allocation per checkout to save stack space nobody is short of.
+#[allow(clippy::large_enum_variant)]
 enum ConnInner {
     Pg(Object<AsyncPgConnection>),
     Sqlite(Object<SqliteConn>),
@@ -320,7 +340,10 @@ impl Conn {
         match (self.backend_mut(), mode) {
             (BackendConn::Sqlite(c), TxMode::Write) => {
                 c.spawn_blocking(|inner| {
-                    diesel::connection::AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
+                    diesel::connection::AnsiTransactionManager::begin_transaction_sql(
+                        inner,
+                        "BEGIN IMMEDIATE",
+                    )
                 })
                 .await?
             }

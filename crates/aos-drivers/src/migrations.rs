@@ -2,8 +2,8 @@
 //! applied at start-up and by `aos-server migrate`, and the check behind `/readyz`.
 
 use diesel::migration::MigrationSource;
-use diesel::prelude::*;
 use diesel::pg::Pg;
+use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -21,7 +21,7 @@ pub const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlit
 pub const FINGERPRINT: &str = env!("AOS_MIGRATIONS_FINGERPRINT");
 
 /// An arbitrary, fixed advisory-lock key: replicas starting together migrate one at a time.
-const MIGRATION_LOCK_KEY: i64 = 0x414f_535f_4d49_47; // "AOS_MIG"
+const MIGRATION_LOCK_KEY: i64 = 0x0041_4f53_5f4d_4947; // "AOS_MIG"
 
 diesel::table! {
     /// diesel_migrations' own bookkeeping table; we only read the versions.
@@ -113,13 +113,18 @@ impl Database {
             Ok(rows) => rows,
             // A database that was never migrated has no bookkeeping table yet.
             Err(diesel::result::Error::DatabaseError(_, info))
-                if info.message().contains("does not exist") || info.message().contains("no such table") =>
+                if info.message().contains("does not exist")
+                    || info.message().contains("no such table") =>
             {
                 Vec::new()
             }
             Err(other) => return Err(other.into()),
         };
-        let pending = known.iter().filter(|v| !applied.contains(v)).cloned().collect();
+        let pending = known
+            .iter()
+            .filter(|v| !applied.contains(v))
+            .cloned()
+            .collect();
         Ok(MigrationStatus { known, pending })
     }
 }

@@ -53,16 +53,25 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         self.db.close();
-        let Some(name) = self.pg_name.take() else { return };
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
         // Drop runs outside async; use a private runtime on a plain thread.
         let admin = admin_url();
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             rt.block_on(async move {
                 if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
-                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
+                    let _ = diesel::sql_query(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    ))
+                    .execute(&mut conn)
+                    .await;
                 }
             });
         })
@@ -80,12 +89,22 @@ pub async fn database(backend: Backend) -> TestDatabase {
 
 /// A fresh, migrated SQLite database in its own temporary directory.
 pub async fn sqlite() -> TestDatabase {
-    let dir = tempfile::tempdir().expect("create a temporary directory for the SQLite test database");
+    let dir =
+        tempfile::tempdir().expect("create a temporary directory for the SQLite test database");
     let path = dir.path().join("aos-test.db");
     let url = SecretString::from(format!("sqlite://{}", path.display()));
-    let db = Database::connect(options(url.clone())).await.expect("open the SQLite test database");
-    db.run_migrations().await.expect("migrate the SQLite test database");
-    TestDatabase { db, url, pg_name: None, _dir: Some(dir) }
+    let db = Database::connect(options(url.clone()))
+        .await
+        .expect("open the SQLite test database");
+    db.run_migrations()
+        .await
+        .expect("migrate the SQLite test database");
+    TestDatabase {
+        db,
+        url,
+        pg_name: None,
+        _dir: Some(dir),
+    }
 }
 
 /// A fresh, migrated PostgreSQL database cloned from the template.
@@ -101,13 +120,22 @@ pub async fn postgres() -> TestDatabase {
     };
     let template = ensure_template(&mut conn, &admin).await;
     let name = format!("aos_test_{}", uuid::Uuid::new_v4().simple());
-    diesel::sql_query(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
-        .execute(&mut conn)
-        .await
-        .expect("clone the PostgreSQL test template");
+    diesel::sql_query(format!(
+        "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("clone the PostgreSQL test template");
     let url = SecretString::from(with_database(&admin, &name));
-    let db = Database::connect(options(url.clone())).await.expect("open the PostgreSQL test database");
-    TestDatabase { db, url, pg_name: Some(name), _dir: None }
+    let db = Database::connect(options(url.clone()))
+        .await
+        .expect("open the PostgreSQL test database");
+    TestDatabase {
+        db,
+        url,
+        pg_name: Some(name),
+        _dir: None,
+    }
 }
 
 fn options(url: SecretString) -> ConnectOptions {
@@ -146,23 +174,29 @@ async fn ensure_template(conn: &mut AsyncPgConnection, admin: &str) -> String {
     .await
     .expect("look up the template");
     if !found.exists {
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
-            .execute(conn)
-            .await
-            .expect("drop a stale template");
+        diesel::sql_query(format!(
+            "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+        ))
+        .execute(conn)
+        .await
+        .expect("drop a stale template");
         diesel::sql_query(format!("CREATE DATABASE \"{building}\""))
             .execute(conn)
             .await
             .expect("create the template");
         let url = SecretString::from(with_database(admin, &building));
-        let db = Database::connect(options(url)).await.expect("open the template");
+        let db = Database::connect(options(url))
+            .await
+            .expect("open the template");
         db.run_migrations().await.expect("migrate the template");
         db.close();
         drop(db);
-        diesel::sql_query(format!("ALTER DATABASE \"{building}\" RENAME TO \"{template}\""))
-            .execute(conn)
-            .await
-            .expect("publish the template");
+        diesel::sql_query(format!(
+            "ALTER DATABASE \"{building}\" RENAME TO \"{template}\""
+        ))
+        .execute(conn)
+        .await
+        .expect("publish the template");
     }
     diesel::sql_query("SELECT pg_advisory_unlock(4242001)")
         .execute(conn)

@@ -1,6 +1,9 @@
 //! The driver suite: every test here runs once on PostgreSQL and once on SQLite, each
 //! on a database of its own.
 
+// Integration tests: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use aos_drivers::{Backend, Database, DriverError, TxMode, tenants};
 use aos_models::tenant::{NewTenant, TenantChanges};
 use aos_models::{DbJson, DbTime, DbUuid};
@@ -57,7 +60,10 @@ fn new_tenant(name: &str, created_at: DbTime) -> NewTenant {
     }
 }
 
-async fn insert(db: &Database, new: NewTenant) -> Result<aos_models::tenant::TenantRow, DriverError> {
+async fn insert(
+    db: &Database,
+    new: NewTenant,
+) -> Result<aos_models::tenant::TenantRow, DriverError> {
     let mut conn = db.conn().await?;
     tenants::insert(&mut conn, &new).await
 }
@@ -65,7 +71,8 @@ async fn insert(db: &Database, new: NewTenant) -> Result<aos_models::tenant::Ten
 async fn tenant_round_trips_every_portable_type(db: &Database) {
     let at = DbTime::from(datetime!(2026-05-06 07:08:09.123456789 +03:00));
     let mut new = new_tenant("Acme", at);
-    new.settings = DbJson(json!({"limits": {"rps": 5}, "tags": ["a", "b"], "ratio": 0.5, "none": null}));
+    new.settings =
+        DbJson(json!({"limits": {"rps": 5}, "tags": ["a", "b"], "ratio": 0.5, "none": null}));
     let stored = insert(db, new.clone()).await.unwrap();
 
     let mut conn = db.conn().await.unwrap();
@@ -75,13 +82,21 @@ async fn tenant_round_trips_every_portable_type(db: &Database) {
     assert_eq!(read.name, "Acme");
     assert_eq!(read.settings, new.settings);
     // Both backends keep microseconds, in UTC.
-    assert_eq!(read.created_at.get(), datetime!(2026-05-06 04:08:09.123456 UTC));
+    assert_eq!(
+        read.created_at.get(),
+        datetime!(2026-05-06 04:08:09.123456 UTC)
+    );
 }
 
 async fn unique_name_is_a_conflict_case_insensitively(db: &Database) {
     insert(db, new_tenant("Acme", DbTime::now())).await.unwrap();
-    let err = insert(db, new_tenant("ACME", DbTime::now())).await.unwrap_err();
-    assert!(matches!(err, DriverError::Conflict(ref c) if c.contains("tenants_name_key") || c.contains("tenants")), "{err:?}");
+    let err = insert(db, new_tenant("ACME", DbTime::now()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DriverError::Conflict(ref c) if c.contains("tenants_name_key") || c.contains("tenants")),
+        "{err:?}"
+    );
 }
 
 async fn check_constraint_is_a_constraint_error(db: &Database) {
@@ -92,13 +107,20 @@ async fn check_constraint_is_a_constraint_error(db: &Database) {
 async fn update_changes_only_given_columns_and_missing_is_not_found(db: &Database) {
     let stored = insert(db, new_tenant("Acme", DbTime::now())).await.unwrap();
     let mut conn = db.conn().await.unwrap();
-    let changes = TenantChanges { status: Some("SUSPENDED".into()), ..Default::default() };
-    let updated = tenants::update(&mut conn, stored.id, &changes).await.unwrap();
+    let changes = TenantChanges {
+        status: Some("SUSPENDED".into()),
+        ..Default::default()
+    };
+    let updated = tenants::update(&mut conn, stored.id, &changes)
+        .await
+        .unwrap();
     assert_eq!(updated.status, "SUSPENDED");
     assert_eq!(updated.name, stored.name);
     assert_eq!(updated.onboarding_state, stored.onboarding_state);
 
-    let err = tenants::update(&mut conn, DbUuid::new_v7(), &changes).await.unwrap_err();
+    let err = tenants::update(&mut conn, DbUuid::new_v7(), &changes)
+        .await
+        .unwrap_err();
     assert!(matches!(err, DriverError::NotFound), "{err:?}");
     let err = tenants::get(&mut conn, DbUuid::new_v7()).await.unwrap_err();
     assert!(matches!(err, DriverError::NotFound), "{err:?}");
@@ -109,9 +131,15 @@ async fn list_pages_by_keyset_in_creation_order(db: &Database) {
     let mut expected = Vec::new();
     // Two share a timestamp, so the id breaks the tie.
     for (i, secs) in [(0, 5), (1, 1), (2, 3), (3, 3), (4, 9)] {
-        let row = insert(db, new_tenant(&format!("t{i}"), DbTime::from(base + time::Duration::seconds(secs))))
-            .await
-            .unwrap();
+        let row = insert(
+            db,
+            new_tenant(
+                &format!("t{i}"),
+                DbTime::from(base + time::Duration::seconds(secs)),
+            ),
+        )
+        .await
+        .unwrap();
         expected.push(row);
     }
     expected.sort_by_key(|r| (r.created_at, r.id));
@@ -143,9 +171,15 @@ async fn failed_transaction_rolls_back_everything(db: &Database) {
             })
         })
         .await;
-    assert!(matches!(result, Err(DriverError::Constraint(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(DriverError::Constraint(_))),
+        "{result:?}"
+    );
     let mut conn = db.conn().await.unwrap();
-    assert!(matches!(tenants::get(&mut conn, id).await, Err(DriverError::NotFound)));
+    assert!(matches!(
+        tenants::get(&mut conn, id).await,
+        Err(DriverError::NotFound)
+    ));
     assert_eq!(tenants::count(&mut conn).await.unwrap(), 0);
 }
 

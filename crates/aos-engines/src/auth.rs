@@ -30,7 +30,10 @@ impl OperatorToken {
     /// Wraps a configured token; refuses one too short to be safe.
     pub fn new(token: SecretString) -> EngineResult<Self> {
         if token.expose_secret().trim().len() < 16 {
-            return Err(EngineError::invalid("auth.operator_token", "must be at least 16 characters"));
+            return Err(EngineError::invalid(
+                "auth.operator_token",
+                "must be at least 16 characters",
+            ));
         }
         Ok(Self(token))
     }
@@ -39,17 +42,24 @@ impl OperatorToken {
     /// not exist. Returns the token and whether it was generated.
     pub fn load_or_generate(path: &Path) -> EngineResult<(Self, bool)> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok((Self::new(SecretString::from(text.trim().to_owned()))?, false)),
+            Ok(text) => Ok((
+                Self::new(SecretString::from(text.trim().to_owned()))?,
+                false,
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut bytes = [0_u8; 32];
                 rand::rng().fill_bytes(&mut bytes);
                 let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
                 let token = format!("{OPERATOR_TOKEN_PREFIX}{hex}");
-                write_private(path, &token)
-                    .map_err(|e| EngineError::Internal(format!("cannot write {}: {e}", path.display())))?;
+                write_private(path, &token).map_err(|e| {
+                    EngineError::Internal(format!("cannot write {}: {e}", path.display()))
+                })?;
                 Ok((Self(SecretString::from(token)), true))
             }
-            Err(e) => Err(EngineError::Internal(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(EngineError::Internal(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
         }
     }
 
@@ -125,7 +135,10 @@ mod tests {
     fn short_tokens_are_refused() {
         assert!(OperatorToken::new(SecretString::from("short")).is_err());
         let ok = OperatorToken::new(SecretString::from("a-long-enough-token")).unwrap();
-        assert_eq!(authenticate(&ok, "a-long-enough-token").unwrap(), Principal::Founder);
+        assert_eq!(
+            authenticate(&ok, "a-long-enough-token").unwrap(),
+            Principal::Founder
+        );
         assert!(authenticate(&ok, "a-long-enough-tokeX").is_err());
         assert!(authenticate(&ok, "").is_err());
     }

@@ -8,7 +8,10 @@ pub type EngineResult<T> = Result<T, EngineError>;
 pub enum EngineError {
     /// A field of the input breaks a rule; `field` names it.
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// The thing asked for does not exist (or is not the caller's).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -31,7 +34,10 @@ pub enum EngineError {
 
 impl EngineError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self::Invalid { field, message: message.into() }
+        Self::Invalid {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -39,7 +45,9 @@ impl From<DriverError> for EngineError {
     fn from(err: DriverError) -> Self {
         match err {
             DriverError::NotFound => Self::NotFound("record"),
-            DriverError::Conflict(what) => Self::Conflict(format!("conflicts with an existing record ({what})")),
+            DriverError::Conflict(what) => {
+                Self::Conflict(format!("conflicts with an existing record ({what})"))
+            }
             DriverError::Busy => Self::Unavailable("database busy".into()),
             DriverError::Unavailable(why) => Self::Unavailable(why),
             other => Self::Internal(other.to_string()),

@@ -4,8 +4,8 @@
 //! unique ignoring case. TERMINATED is final. Onboarding only moves forward.
 
 use aos_drivers::{Conn, DriverError, tenants as db};
-use aos_models::tenant::{NewTenant, TenantChanges};
 use aos_models::DbJson;
+use aos_models::tenant::{NewTenant, TenantChanges};
 
 pub use aos_models::tenant::{OnboardingState, TenantRow as Tenant, TenantStatus};
 pub use aos_models::{DbTime, DbUuid};
@@ -21,17 +21,25 @@ fn validate_name(name: &str) -> EngineResult<String> {
         return Err(EngineError::invalid("name", "must not be empty"));
     }
     if name.chars().count() > 200 {
-        return Err(EngineError::invalid("name", "must be at most 200 characters"));
+        return Err(EngineError::invalid(
+            "name",
+            "must be at most 200 characters",
+        ));
     }
     if name.chars().any(char::is_control) {
-        return Err(EngineError::invalid("name", "must not contain control characters"));
+        return Err(EngineError::invalid(
+            "name",
+            "must not contain control characters",
+        ));
     }
     Ok(name.to_owned())
 }
 
 fn name_conflict(err: DriverError, name: &str) -> EngineError {
     match err {
-        DriverError::Conflict(_) => EngineError::Conflict(format!("a tenant named {name:?} already exists")),
+        DriverError::Conflict(_) => {
+            EngineError::Conflict(format!("a tenant named {name:?} already exists"))
+        }
         other => other.into(),
     }
 }
@@ -49,7 +57,9 @@ pub async fn create(conn: &mut Conn, name: &str) -> EngineResult<Tenant> {
         created_at: now,
         updated_at: now,
     };
-    db::insert(conn, &new).await.map_err(|e| name_conflict(e, &name))
+    db::insert(conn, &new)
+        .await
+        .map_err(|e| name_conflict(e, &name))
 }
 
 pub async fn get(conn: &mut Conn, id: uuid::Uuid) -> EngineResult<Tenant> {
@@ -67,13 +77,25 @@ pub struct Cursor {
 }
 
 /// One page of tenants and the cursor of the next, if any.
-pub async fn list(conn: &mut Conn, after: Option<Cursor>, limit: u32) -> EngineResult<(Vec<Tenant>, Option<Cursor>, u64)> {
+pub async fn list(
+    conn: &mut Conn,
+    after: Option<Cursor>,
+    limit: u32,
+) -> EngineResult<(Vec<Tenant>, Option<Cursor>, u64)> {
     let limit = limit.clamp(1, MAX_PAGE);
     // Fetch one extra row to know whether another page exists.
-    let mut rows = db::list(conn, after.map(|c| (c.created_at, c.id)), i64::from(limit) + 1).await?;
+    let mut rows = db::list(
+        conn,
+        after.map(|c| (c.created_at, c.id)),
+        i64::from(limit) + 1,
+    )
+    .await?;
     let next = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
-        rows.last().map(|r| Cursor { created_at: r.created_at, id: r.id })
+        rows.last().map(|r| Cursor {
+            created_at: r.created_at,
+            id: r.id,
+        })
     } else {
         None
     };
@@ -99,7 +121,9 @@ pub async fn update(conn: &mut Conn, id: uuid::Uuid, update: TenantUpdate) -> En
     if let Some(next) = update.status {
         let now = current.status();
         if now == TenantStatus::Terminated && next != TenantStatus::Terminated {
-            return Err(EngineError::Conflict("a TERMINATED tenant cannot change status".into()));
+            return Err(EngineError::Conflict(
+                "a TERMINATED tenant cannot change status".into(),
+            ));
         }
         changes.status = Some(next.as_str().to_owned());
     }
@@ -115,5 +139,7 @@ pub async fn update(conn: &mut Conn, id: uuid::Uuid, update: TenantUpdate) -> En
     }
     changes.updated_at = Some(DbTime::now());
     let name = changes.name.clone().unwrap_or_default();
-    db::update(conn, current.id, &changes).await.map_err(|e| name_conflict(e, &name))
+    db::update(conn, current.id, &changes)
+        .await
+        .map_err(|e| name_conflict(e, &name))
 }

@@ -80,7 +80,9 @@ impl TenantStatus {
 
     /// Parses the stored form, case-insensitively. `None` for anything else.
     pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(value.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(value.trim()))
     }
 }
 
@@ -112,7 +114,9 @@ impl OnboardingState {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(value.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(value.trim()))
     }
 }
 
@@ -136,14 +140,23 @@ mod tests {
     fn unknown_status_normalises_to_suspended() {
         assert_eq!(row("ACTIVE", "CREATED").status(), TenantStatus::Active);
         assert_eq!(row("active", "CREATED").status(), TenantStatus::Active);
-        assert_eq!(row("DELETED???", "CREATED").status(), TenantStatus::Suspended);
+        assert_eq!(
+            row("DELETED???", "CREATED").status(),
+            TenantStatus::Suspended
+        );
         assert_eq!(row("", "CREATED").status(), TenantStatus::Suspended);
     }
 
     #[test]
     fn onboarding_states_are_ordered_and_unknown_is_created() {
         assert!(OnboardingState::Created < OnboardingState::Complete);
-        assert_eq!(row("ACTIVE", "bogus").onboarding(), OnboardingState::Created);
-        assert_eq!(row("ACTIVE", "complete").onboarding(), OnboardingState::Complete);
+        assert_eq!(
+            row("ACTIVE", "bogus").onboarding(),
+            OnboardingState::Created
+        );
+        assert_eq!(
+            row("ACTIVE", "complete").onboarding(),
+            OnboardingState::Complete
+        );
     }
 }

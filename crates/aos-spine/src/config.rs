@@ -17,7 +17,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -69,16 +72,28 @@ impl DatabaseConfig {
                 return Err(ConfigError::new("database.url", "is not a valid URL"));
             }
             if url.contains(":memory:") || url.contains("mode=memory") {
-                return Err(ConfigError::new("database.url", "an in-memory SQLite database cannot be used"));
+                return Err(ConfigError::new(
+                    "database.url",
+                    "an in-memory SQLite database cannot be used",
+                ));
             }
         } else if self.sqlite_path.as_os_str().is_empty() {
-            return Err(ConfigError::new("database.sqlite_path", "must not be empty"));
+            return Err(ConfigError::new(
+                "database.sqlite_path",
+                "must not be empty",
+            ));
         }
         if !(1..=1000).contains(&self.max_connections) {
-            return Err(ConfigError::new("database.max_connections", "must be between 1 and 1000"));
+            return Err(ConfigError::new(
+                "database.max_connections",
+                "must be between 1 and 1000",
+            ));
         }
         if self.acquire_timeout_ms == 0 {
-            return Err(ConfigError::new("database.acquire_timeout_ms", "must be greater than 0"));
+            return Err(ConfigError::new(
+                "database.acquire_timeout_ms",
+                "must be greater than 0",
+            ));
         }
         Ok(())
     }
@@ -121,7 +136,10 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { operator_token: None, operator_token_file: PathBuf::from("./data/operator-token") }
+        Self {
+            operator_token: None,
+            operator_token_file: PathBuf::from("./data/operator-token"),
+        }
     }
 }
 
@@ -130,7 +148,10 @@ impl AuthConfig {
         if let Some(token) = &self.operator_token
             && token.expose_secret().trim().len() < 16
         {
-            return Err(ConfigError::new("auth.operator_token", "must be at least 16 characters"));
+            return Err(ConfigError::new(
+                "auth.operator_token",
+                "must be at least 16 characters",
+            ));
         }
         Ok(())
     }

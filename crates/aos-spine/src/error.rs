@@ -17,7 +17,11 @@ pub struct SpineError {
 
 impl SpineError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), field: None }
+        Self {
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -25,7 +29,10 @@ impl SpineError {
     }
 
     pub fn internal() -> Self {
-        Self::new(ErrorCode::Internal, "internal error; quote the request id when reporting it")
+        Self::new(
+            ErrorCode::Internal,
+            "internal error; quote the request id when reporting it",
+        )
     }
 }
 
@@ -37,13 +44,18 @@ impl From<EngineError> for SpineError {
                 message: format!("{field}: {message}"),
                 field: Some(field.to_owned()),
             },
-            EngineError::NotFound(what) => Self::new(ErrorCode::NotFound, format!("{what} not found")),
+            EngineError::NotFound(what) => {
+                Self::new(ErrorCode::NotFound, format!("{what} not found"))
+            }
             EngineError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
             EngineError::Unauthenticated(message) => Self::new(ErrorCode::Unauthenticated, message),
             EngineError::Forbidden(message) => Self::new(ErrorCode::Forbidden, message),
             EngineError::Unavailable(detail) => {
                 tracing::warn!(%detail, "dependency unavailable");
-                Self::new(ErrorCode::ServiceUnavailable, "the database is unavailable; retry shortly")
+                Self::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the database is unavailable; retry shortly",
+                )
             }
             EngineError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

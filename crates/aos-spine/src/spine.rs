@@ -6,6 +6,7 @@ use aos_drivers::{Database, TxMode};
 use aos_engines::auth::{self, OperatorToken};
 use aos_schemas::ErrorCode;
 use aos_schemas::system::{Readiness, ReadinessCheck};
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::{AuthConfig, DatabaseConfig};
@@ -19,6 +20,11 @@ pub use aos_drivers::Backend;
 pub(crate) struct Shared {
     pub(crate) db: Database,
     pub(crate) operator: OperatorToken,
+    /// The runtime that opened the spine: operations run here, not on the (per-worker,
+    /// shorter-lived) runtime of whoever called them.
+    runtime: tokio::runtime::Handle,
+    /// Operations in flight, so shutdown can wait for them.
+    tasks: TaskTracker,
 }
 
 /// The operation registry. Cheap to clone; one per process, shared by all workers.
@@ -29,7 +35,9 @@ pub struct Spine {
 
 impl std::fmt::Debug for Spine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spine").field("db", &self.shared.db).finish()
+        f.debug_struct("Spine")
+            .field("db", &self.shared.db)
+            .finish()
     }
 }
 
@@ -39,22 +47,29 @@ pub enum StartError {
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
     #[error("cannot open the database at {url}: {source}")]
-    Database { url: String, source: aos_drivers::DriverError },
+    Database {
+        url: String,
+        source: aos_drivers::DriverError,
+    },
     #[error("operator token: {0}")]
     OperatorToken(String),
 }
 
 impl Spine {
     /// Opens the database and loads credentials. Does not migrate: see [`Spine::migrate`].
-    pub async fn open(database: &DatabaseConfig, auth_config: &AuthConfig) -> Result<Self, StartError> {
+    pub async fn open(
+        database: &DatabaseConfig,
+        auth_config: &AuthConfig,
+    ) -> Result<Self, StartError> {
         database.validate()?;
         auth_config.validate()?;
         let operator = match &auth_config.operator_token {
-            Some(token) => OperatorToken::new(token.clone()).map_err(|e| StartError::OperatorToken(e.to_string()))?,
+            Some(token) => OperatorToken::new(token.clone())
+                .map_err(|e| StartError::OperatorToken(e.to_string()))?,
             None => {
                 let path = &auth_config.operator_token_file;
-                let (token, generated) =
-                    OperatorToken::load_or_generate(path).map_err(|e| StartError::OperatorToken(e.to_string()))?;
+                let (token, generated) = OperatorToken::load_or_generate(path)
+                    .map_err(|e| StartError::OperatorToken(e.to_string()))?;
                 if generated {
                     tracing::warn!(path = %path.display(), "generated an operator token (mode 0600); read it from the file");
                 } else {
@@ -65,8 +80,18 @@ impl Spine {
         };
         let db = Database::connect(database.connect_options())
             .await
-            .map_err(|source| StartError::Database { url: database.redacted_url(), source })?;
-        Ok(Self { shared: Arc::new(Shared { db, operator }) })
+            .map_err(|source| StartError::Database {
+                url: database.redacted_url(),
+                source,
+            })?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                db,
+                operator,
+                runtime: tokio::runtime::Handle::current(),
+                tasks: TaskTracker::new(),
+            }),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -77,7 +102,10 @@ impl Spine {
     pub async fn migrate(&self) -> SpineResult<Vec<String>> {
         self.shared.db.run_migrations().await.map_err(|e| {
             tracing::error!(error = %e, "migration failed");
-            SpineError::new(ErrorCode::ServiceUnavailable, format!("migration failed: {e}"))
+            SpineError::new(
+                ErrorCode::ServiceUnavailable,
+                format!("migration failed: {e}"),
+            )
         })
     }
 
@@ -90,7 +118,11 @@ impl Spine {
             backend: self.backend().as_str().to_owned(),
             checks: checks
                 .into_iter()
-                .map(|c| ReadinessCheck { name: c.name.to_owned(), ok: c.ok, detail: c.detail })
+                .map(|c| ReadinessCheck {
+                    name: c.name.to_owned(),
+                    ok: c.ok,
+                    detail: c.detail,
+                })
                 .collect(),
         }
     }
@@ -102,6 +134,22 @@ impl Spine {
         }
     }
 
+    /// Waits up to `timeout` for operations still in flight (e.g. of clients that hung up)
+    /// to finish, then closes the pool. Call once the HTTP server has stopped.
+    pub async fn shutdown(&self, timeout: std::time::Duration) {
+        self.shared.tasks.close();
+        if tokio::time::timeout(timeout, self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.shared.tasks.len(),
+                "operations still running at shutdown"
+            );
+        }
+        self.shared.db.close();
+    }
+
     /// Runs `op` to completion in its own task, in the database mode it declares.
     ///
     /// The task is spawned, not awaited in place: if the caller's future is dropped (the
@@ -110,7 +158,9 @@ impl Spine {
     pub async fn execute<O: Operation>(&self, op: O) -> SpineResult<O::Output> {
         let shared = Arc::clone(&self.shared);
         let span = tracing::info_span!("operation", name = O::NAME);
-        let task = tokio::spawn(
+        let tasks = self.shared.tasks.clone();
+        let runtime = self.shared.runtime.clone();
+        let task = tasks.spawn_on(
             async move {
                 let started = std::time::Instant::now();
                 let result = match O::MODE {
@@ -134,6 +184,7 @@ impl Spine {
                 result
             }
             .instrument(span),
+            &runtime,
         );
         match task.await {
             Ok(result) => result,

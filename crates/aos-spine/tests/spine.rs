@@ -1,14 +1,21 @@
 //! Spine behaviour on both backends: operations run to completion, failed writes roll
 //! back whole, readiness reflects migrations, tenant rules hold.
 
+// Integration tests: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::time::Duration;
 
 use aos_drivers::testing::TestDatabase;
 use aos_schemas::ErrorCode;
-use aos_schemas::tenants::{CreateTenantRequest, OnboardingState, TenantStatus, UpdateTenantRequest};
-use aos_spine::ops::tenants::{Create, Get, List, Update};
+use aos_schemas::tenants::{
+    CreateTenantRequest, OnboardingState, TenantStatus, UpdateTenantRequest,
+};
 use aos_spine::op::OpFuture;
-use aos_spine::{AuthConfig, AuthContext, DatabaseConfig, Mode, Operation, OperationContext, Spine, SpineError};
+use aos_spine::ops::tenants::{Create, Get, List, Update};
+use aos_spine::{
+    AuthConfig, AuthContext, DatabaseConfig, Mode, Operation, OperationContext, Spine, SpineError,
+};
 use secrecy::SecretString;
 
 macro_rules! on_both_backends {
@@ -33,7 +40,10 @@ on_both_backends!(
 );
 
 async fn spine_on(test_db: &TestDatabase) -> Spine {
-    let database = DatabaseConfig { url: Some(test_db.url()), ..DatabaseConfig::default() };
+    let database = DatabaseConfig {
+        url: Some(test_db.url()),
+        ..DatabaseConfig::default()
+    };
     let auth = AuthConfig {
         operator_token: Some(SecretString::from("test-operator-token-0123456789")),
         ..AuthConfig::default()
@@ -43,7 +53,11 @@ async fn spine_on(test_db: &TestDatabase) -> Spine {
 
 async fn count(spine: &Spine) -> u64 {
     spine
-        .execute(List { actor: AuthContext::Founder, limit: Some(1), cursor: None })
+        .execute(List {
+            actor: AuthContext::Founder,
+            limit: Some(1),
+            cursor: None,
+        })
         .await
         .unwrap()
         .meta
@@ -131,19 +145,29 @@ async fn readiness_is_ready_on_a_migrated_database(test_db: TestDatabase) {
 async fn tenant_lifecycle_rules_hold(test_db: TestDatabase) {
     let spine = spine_on(&test_db).await;
     let founder = AuthContext::Founder;
-    let create = |name: &str| Create { actor: founder.clone(), request: CreateTenantRequest { name: name.into() } };
+    let create = |name: &str| Create {
+        actor: founder.clone(),
+        request: CreateTenantRequest { name: name.into() },
+    };
 
     let acme = spine.execute(create("  Acme  ")).await.unwrap();
     assert_eq!(acme.name, "Acme");
     assert_eq!(acme.status, TenantStatus::Active);
     assert_eq!(acme.onboarding_state, OnboardingState::Created);
 
-    assert_eq!(spine.execute(create("acme")).await.unwrap_err().code, ErrorCode::Conflict);
+    assert_eq!(
+        spine.execute(create("acme")).await.unwrap_err().code,
+        ErrorCode::Conflict
+    );
     let invalid = spine.execute(create(" ")).await.unwrap_err();
     assert_eq!(invalid.code, ErrorCode::ValidationFailed);
     assert_eq!(invalid.field.as_deref(), Some("name"));
 
-    let update = |request| Update { actor: founder.clone(), id: acme.id, request };
+    let update = |request| Update {
+        actor: founder.clone(),
+        id: acme.id,
+        request,
+    };
     let moved = spine
         .execute(update(UpdateTenantRequest {
             onboarding_state: Some(OnboardingState::IntegrationConnected),
@@ -151,9 +175,15 @@ async fn tenant_lifecycle_rules_hold(test_db: TestDatabase) {
         }))
         .await
         .unwrap();
-    assert_eq!(moved.onboarding_state, OnboardingState::IntegrationConnected);
+    assert_eq!(
+        moved.onboarding_state,
+        OnboardingState::IntegrationConnected
+    );
     let back = spine
-        .execute(update(UpdateTenantRequest { onboarding_state: Some(OnboardingState::Created), ..Default::default() }))
+        .execute(update(UpdateTenantRequest {
+            onboarding_state: Some(OnboardingState::Created),
+            ..Default::default()
+        }))
         .await
         .unwrap_err();
     assert_eq!(back.code, ErrorCode::Conflict);
@@ -165,13 +195,28 @@ async fn tenant_lifecycle_rules_hold(test_db: TestDatabase) {
         (TenantStatus::Active, false),
     ] {
         let result = spine
-            .execute(update(UpdateTenantRequest { status: Some(status), ..Default::default() }))
+            .execute(update(UpdateTenantRequest {
+                status: Some(status),
+                ..Default::default()
+            }))
             .await;
         assert_eq!(result.is_ok(), ok, "{status:?}: {result:?}");
     }
-    let got = spine.execute(Get { actor: founder.clone(), id: acme.id }).await.unwrap();
+    let got = spine
+        .execute(Get {
+            actor: founder.clone(),
+            id: acme.id,
+        })
+        .await
+        .unwrap();
     assert_eq!(got.status, TenantStatus::Terminated);
-    let missing = spine.execute(Get { actor: founder, id: uuid::Uuid::now_v7() }).await.unwrap_err();
+    let missing = spine
+        .execute(Get {
+            actor: founder,
+            id: uuid::Uuid::now_v7(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(missing.code, ErrorCode::NotFound);
 }
 
@@ -180,7 +225,12 @@ async fn tenant_list_pages_with_opaque_cursors(test_db: TestDatabase) {
     let mut created = Vec::new();
     for i in 0..5 {
         let t = spine
-            .execute(Create { actor: AuthContext::Founder, request: CreateTenantRequest { name: format!("t{i}") } })
+            .execute(Create {
+                actor: AuthContext::Founder,
+                request: CreateTenantRequest {
+                    name: format!("t{i}"),
+                },
+            })
             .await
             .unwrap();
         created.push(t.id);
@@ -188,7 +238,14 @@ async fn tenant_list_pages_with_opaque_cursors(test_db: TestDatabase) {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = spine.execute(List { actor: AuthContext::Founder, limit: Some(2), cursor }).await.unwrap();
+        let page = spine
+            .execute(List {
+                actor: AuthContext::Founder,
+                limit: Some(2),
+                cursor,
+            })
+            .await
+            .unwrap();
         assert_eq!(page.meta.total, Some(5));
         assert_eq!(page.meta.limit, 2);
         seen.extend(page.data.iter().map(|t| t.id));
@@ -199,7 +256,11 @@ async fn tenant_list_pages_with_opaque_cursors(test_db: TestDatabase) {
     }
     assert_eq!(seen, created);
     let bad = spine
-        .execute(List { actor: AuthContext::Founder, limit: Some(0), cursor: None })
+        .execute(List {
+            actor: AuthContext::Founder,
+            limit: Some(0),
+            cursor: None,
+        })
         .await
         .unwrap_err();
     assert_eq!(bad.code, ErrorCode::ValidationFailed);

@@ -102,7 +102,11 @@ impl Operation for List {
             let (rows, next, total) = engine::list(cx.conn, after, limit).await?;
             Ok(ListEnvelope {
                 data: rows.into_iter().map(to_api).collect(),
-                meta: ListMeta { total: Some(total), limit, next_cursor: next.map(encode_cursor) },
+                meta: ListMeta {
+                    total: Some(total),
+                    limit,
+                    next_cursor: next.map(encode_cursor),
+                },
             })
         })
     }
@@ -132,8 +136,12 @@ impl Operation for Update {
                 }),
                 onboarding: self.request.onboarding_state.map(|s| match s {
                     api::OnboardingState::Created => engine::OnboardingState::Created,
-                    api::OnboardingState::IdentityVerified => engine::OnboardingState::IdentityVerified,
-                    api::OnboardingState::IntegrationConnected => engine::OnboardingState::IntegrationConnected,
+                    api::OnboardingState::IdentityVerified => {
+                        engine::OnboardingState::IdentityVerified
+                    }
+                    api::OnboardingState::IntegrationConnected => {
+                        engine::OnboardingState::IntegrationConnected
+                    }
                     api::OnboardingState::Complete => engine::OnboardingState::Complete,
                 }),
             };
@@ -150,19 +158,26 @@ fn encode_cursor(c: Cursor) -> String {
 
 fn decode_cursor(text: &str) -> Result<Cursor, SpineError> {
     let bad = || SpineError::bad_request("cursor: not a cursor returned by this API");
-    if text.len() % 2 != 0 || text.len() > 256 {
+    if !text.len().is_multiple_of(2) || text.len() > 256 {
         return Err(bad());
     }
     let bytes = (0..text.len())
         .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(bad)?;
     let plain = String::from_utf8(bytes).map_err(|_| bad())?;
     let (at, id) = plain.split_once('|').ok_or_else(bad)?;
-    let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).map_err(|_| bad())?;
+    let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| bad())?;
     let id = Uuid::parse_str(id).map_err(|_| bad())?;
-    Ok(Cursor { created_at: at.into(), id: id.into() })
+    Ok(Cursor {
+        created_at: at.into(),
+        id: id.into(),
+    })
 }
 
 #[cfg(test)]
@@ -171,7 +186,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_a_bad_request() {
-        let c = Cursor { created_at: aos_engines::tenants::DbTime::now(), id: Uuid::now_v7().into() };
+        let c = Cursor {
+            created_at: aos_engines::tenants::DbTime::now(),
+            id: Uuid::now_v7().into(),
+        };
         assert_eq!(decode_cursor(&encode_cursor(c)).unwrap(), c);
         for garbage in ["", "zz", "abc", "00", &"41".repeat(200)] {
             let err = decode_cursor(garbage).unwrap_err();

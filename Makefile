@@ -1,0 +1,64 @@
+# AOS developer commands. `make help` lists them.
+#
+#   make run     build and start the server (SQLite in ./data unless DATABASE_URL is set)
+#   make test    everything CI checks: fmt, clippy, cargo-deny, tests on PostgreSQL and SQLite
+
+SHELL := /bin/bash
+CARGO ?= cargo
+AOS_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+export AOS_TEST_DATABASE_URL
+
+# AOS_TEST_BACKENDS=sqlite leaves the PostgreSQL tests out (explicitly; nothing skips on its own).
+ifeq ($(AOS_TEST_BACKENDS),sqlite)
+  NEXTEST_FILTER := -E 'not test(/postgres/)'
+  CARGO_TEST_SKIP := -- --skip postgres
+else
+  NEXTEST_FILTER :=
+  CARGO_TEST_SKIP :=
+endif
+
+.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+build:
+	$(CARGO) build -p aos-server
+
+run: build
+	@echo "AOS: starting on http://127.0.0.1:8080 (override with AOS_SERVER__BIND); operator token in ./data/operator-token"
+	$(CARGO) run -q -p aos-server -- serve
+
+test: fmt-check clippy deny test-suite
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+# Layer rules, licences and sources; works offline once crates are fetched.
+deny:
+	$(CARGO) fetch -q
+	$(CARGO) deny check bans licenses sources
+
+# RustSec advisories: needs the network (the advisory database is fetched).
+deny-advisories:
+	$(CARGO) deny check advisories
+
+check-postgres:
+ifneq ($(AOS_TEST_BACKENDS),sqlite)
+	@scripts/check-postgres.sh
+endif
+
+# Doc tests first, so the run closes on the main suite's summary.
+test-suite: check-postgres
+	$(CARGO) test --workspace --all-features --doc -q
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --workspace --all-features --no-fail-fast $(NEXTEST_FILTER); \
+	else \
+	  $(CARGO) test --workspace --all-features --no-fail-fast $(CARGO_TEST_SKIP); \
+	fi

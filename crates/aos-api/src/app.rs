@@ -1,0 +1,116 @@
+//! The actix-web application: routes, extractor configuration, middleware, OpenAPI.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpResponse, web};
+use aos_schemas::ErrorCode;
+use aos_spine::Spine;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_actix_web::{AppExt, UtoipaApp};
+
+use crate::config::ApiConfig;
+use crate::error::ApiError;
+use crate::{request_context, routes};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "AOS", description = "The AOS governance gateway API."),
+    components(schemas(aos_schemas::ErrorEnvelope, aos_schemas::ListMeta)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+fn register<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    app.service(routes::system::healthz)
+        .service(routes::system::readyz)
+        .service(
+            utoipa_actix_web::scope("/api/v1/admin")
+                .service(routes::admin_tenants::create)
+                .service(routes::admin_tenants::list)
+                .service(routes::admin_tenants::get)
+                .service(routes::admin_tenants::update),
+        )
+}
+
+/// The OpenAPI 3.1 document of every route, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    register(App::new().into_utoipa_app().openapi(ApiDoc::openapi()))
+        .split_for_parts()
+        .1
+}
+
+async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
+}
+
+/// The whole application for one worker.
+pub fn app(
+    spine: Spine,
+    config: ApiConfig,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = config.max_body_bytes;
+    let (app, doc) =
+        register(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
+    let doc = web::Data::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    app.app_data(web::Data::new(spine))
+        .app_data(doc)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(limit)
+                .content_type_required(true)
+                .error_handler(|err, _| ApiError::from_json(&err).into()),
+        )
+        .app_data(web::PayloadConfig::new(limit))
+        .app_data(web::PathConfig::default().error_handler(|err, _| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("invalid path parameter: {err}"),
+            )
+            .into()
+        }))
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("invalid query string: {err}"),
+            )
+            .into()
+        }))
+        .route(
+            "/openapi.json",
+            web::get().to(|doc: web::Data<String>| async move {
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(doc.get_ref().clone())
+            }),
+        )
+        .default_service(web::to(no_route))
+        .wrap(from_fn(request_context::middleware))
+}

@@ -1,0 +1,141 @@
+//! One error type for every failure the API reports, rendered as the JSON envelope
+//! `{"error": {"code", "message", "request_id"}}` with a status derived from the code.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError, error::JsonPayloadError};
+use aos_schemas::{ErrorBody, ErrorCode, ErrorEnvelope};
+use aos_spine::SpineError;
+
+use crate::request_context;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub field: Option<String>,
+    /// Set when the error is rendered outside the request's task (see
+    /// [`request_context`]); otherwise taken from the current request.
+    pub request_id: Option<String>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            field: None,
+            request_id: None,
+        }
+    }
+
+    /// The HTTP status of each code.
+    pub fn status_of(code: ErrorCode) -> StatusCode {
+        match code {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The code for a status produced outside our handlers (actix defaults).
+    pub fn code_of(status: StatusCode) -> ErrorCode {
+        match status.as_u16() {
+            401 => ErrorCode::Unauthenticated,
+            403 => ErrorCode::Forbidden,
+            404 => ErrorCode::NotFound,
+            405 => ErrorCode::MethodNotAllowed,
+            409 => ErrorCode::Conflict,
+            413 => ErrorCode::PayloadTooLarge,
+            415 => ErrorCode::UnsupportedMediaType,
+            422 => ErrorCode::ValidationFailed,
+            429 => ErrorCode::RateLimited,
+            503 => ErrorCode::ServiceUnavailable,
+            400..=499 => ErrorCode::BadRequest,
+            _ => ErrorCode::Internal,
+        }
+    }
+
+    /// A malformed or refused JSON body.
+    pub fn from_json(err: &JsonPayloadError) -> Self {
+        match err {
+            JsonPayloadError::OverflowKnownLength { length, limit } => Self::new(
+                ErrorCode::PayloadTooLarge,
+                format!("body of {length} bytes exceeds the limit of {limit} bytes"),
+            ),
+            JsonPayloadError::Overflow { limit } => Self::new(
+                ErrorCode::PayloadTooLarge,
+                format!("body exceeds the limit of {limit} bytes"),
+            ),
+            JsonPayloadError::ContentType => Self::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as Content-Type: application/json",
+            ),
+            JsonPayloadError::Deserialize(e) if e.is_data() => Self::new(
+                ErrorCode::ValidationFailed,
+                format!("body does not match the schema: {e}"),
+            ),
+            JsonPayloadError::Deserialize(e) => {
+                Self::new(ErrorCode::BadRequest, format!("malformed JSON: {e}"))
+            }
+            other => Self::new(ErrorCode::BadRequest, format!("unreadable body: {other}")),
+        }
+    }
+
+    pub fn envelope(&self) -> ErrorEnvelope {
+        ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code,
+                message: self.message.clone(),
+                request_id: self
+                    .request_id
+                    .clone()
+                    .unwrap_or_else(request_context::current_request_id),
+                field: self.field.clone(),
+            },
+        }
+    }
+}
+
+impl From<SpineError> for ApiError {
+    fn from(err: SpineError) -> Self {
+        Self {
+            code: err.code,
+            message: err.message,
+            field: err.field,
+            request_id: None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        Self::status_of(self.code)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if self.code == ErrorCode::Unauthenticated {
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"aos\""),
+            ));
+        }
+        response.json(self.envelope())
+    }
+}

@@ -1,0 +1,4 @@
+//! Handlers, one module per area. Each one: extract, call the spine, render.
+
+pub mod admin_tenants;
+pub mod system;
