@@ -38,12 +38,7 @@ fn members(root_manifest: &str) -> Vec<String> {
     let start = root_manifest.find("members = [").expect("members list");
     let rest = &root_manifest[start..];
     let end = rest.find(']').expect("end of members list");
-    rest[..end]
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect()
+    rest[..end].split('"').skip(1).step_by(2).map(str::to_owned).collect()
 }
 
 /// Copies every manifest (plus Cargo.lock and deny.toml) and gives each member empty
@@ -61,11 +56,7 @@ fn copy_manifests(from: &Path, to: &Path) {
         // Every target path a manifest names, plus the default ones.
         let mut paths = vec!["src/lib.rs".to_owned(), "src/main.rs".to_owned()];
         for line in manifest.lines() {
-            if let Some(path) = line
-                .trim()
-                .strip_prefix("path = \"")
-                .and_then(|p| p.strip_suffix('"'))
-            {
+            if let Some(path) = line.trim().strip_prefix("path = \"").and_then(|p| p.strip_suffix('"')) {
                 paths.push(path.to_owned());
             }
         }
@@ -79,15 +70,8 @@ fn copy_manifests(from: &Path, to: &Path) {
 
 #[test]
 fn the_real_tree_passes_bans_licenses_and_sources() {
-    let output = cargo_deny(
-        &workspace_root().join("Cargo.toml"),
-        &["bans", "licenses", "sources"],
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = cargo_deny(&workspace_root().join("Cargo.toml"), &["bans", "licenses", "sources"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 #[test]
@@ -105,11 +89,7 @@ fn an_api_to_drivers_edge_fails_naming_the_edge() {
 
     let api = dir.path().join("crates/aos-api/Cargo.toml");
     let manifest = std::fs::read_to_string(&api).unwrap();
-    let edited = manifest.replacen(
-        "[dependencies]\n",
-        "[dependencies]\naos-drivers.workspace = true\n",
-        1,
-    );
+    let edited = manifest.replacen("[dependencies]\n", "[dependencies]\naos-drivers.workspace = true\n", 1);
     assert_ne!(edited, manifest, "aos-api has a [dependencies] table");
     std::fs::write(&api, edited).unwrap();
 

@@ -33,9 +33,7 @@ impl TestApp {
 
     /// A request builder carrying the operator token.
     pub fn founder(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, self.url(path))
-            .bearer_auth(OPERATOR_TOKEN)
+        self.client.request(method, self.url(path)).bearer_auth(OPERATOR_TOKEN)
     }
 }
 
@@ -73,10 +71,7 @@ pub async fn spawn_with(backend: Backend, api: ApiConfig) -> TestApp {
     tokio::spawn(server);
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("HTTP client"),
+        client: reqwest::Client::builder().no_proxy().build().expect("HTTP client"),
         backend,
         handle,
         _db: db,

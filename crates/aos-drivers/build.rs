@@ -32,8 +32,5 @@ fn main() {
         path.strip_prefix(&root).unwrap_or(path).hash(&mut hasher);
         std::fs::read(path).unwrap_or_default().hash(&mut hasher);
     }
-    println!(
-        "cargo:rustc-env=AOS_MIGRATIONS_FINGERPRINT={:016x}",
-        hasher.finish()
-    );
+    println!("cargo:rustc-env=AOS_MIGRATIONS_FINGERPRINT={:016x}", hasher.finish());
 }

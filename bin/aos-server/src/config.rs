@@ -90,11 +90,7 @@ pub fn load(file: Option<&Path>) -> Result<Config, LoadError> {
         figment = figment.merge(Toml::file_exact(path));
     }
     figment = figment
-        .merge(
-            Env::raw()
-                .only(&["DATABASE_URL"])
-                .map(|_| "database.url".into()),
-        )
+        .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
         .merge(
             Env::prefixed("AOS_")
                 .filter(|key| {
@@ -103,9 +99,7 @@ pub fn load(file: Option<&Path>) -> Result<Config, LoadError> {
                 })
                 .split("__"),
         );
-    let config: Config = figment
-        .extract()
-        .map_err(|e| LoadError::Parse(describe(e)))?;
+    let config: Config = figment.extract().map_err(|e| LoadError::Parse(describe(e)))?;
     config.validate()?;
     Ok(config)
 }
@@ -115,11 +109,7 @@ fn describe(err: figment::Error) -> String {
     err.into_iter()
         .map(|e| {
             let key = e.path.join(".");
-            let source = e
-                .metadata
-                .as_ref()
-                .map(|m| m.name.to_string())
-                .unwrap_or_default();
+            let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
             let kind = e.kind.to_string();
             match (key.is_empty(), source.is_empty()) {
                 (false, false) => format!("{key}: {kind} (from {source})"),

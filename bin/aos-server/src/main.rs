@@ -16,11 +16,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{Config, LogFormat};
 
 #[derive(Parser)]
-#[command(
-    name = "aos-server",
-    version,
-    about = "The AOS governance gateway server"
-)]
+#[command(name = "aos-server", version, about = "The AOS governance gateway server")]
 struct Cli {
     /// A TOML configuration file (optional; `AOS_*` variables override it).
     #[arg(long, short, env = "AOS_CONFIG", global = true)]
@@ -72,10 +68,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_tracing(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("aos-server: cannot start the runtime: {e}");
@@ -108,11 +101,7 @@ fn init_tracing(config: &Config) {
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     match config.log.format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).init(),
         LogFormat::Pretty => builder.compact().init(),
     }
 }
@@ -130,11 +119,7 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     if applied.is_empty() {
         println!("database is up to date");
     } else {
-        println!(
-            "applied {} migration(s): {}",
-            applied.len(),
-            applied.join(", ")
-        );
+        println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
     }
     Ok(())
 }
@@ -156,10 +141,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(workers) = config.server.workers {
         server = server.workers(workers);
     }
-    let server = server
-        .bind(addr)
-        .with_context(|| format!("binding {addr}"))?
-        .run();
+    let server = server.bind(addr).with_context(|| format!("binding {addr}"))?.run();
     tracing::info!(url = %format!("http://{addr}"), "AOS is listening");
     println!("AOS is listening on http://{addr}");
 

@@ -12,7 +12,7 @@ use utoipa_actix_web::{AppExt, UtoipaApp};
 
 use crate::config::ApiConfig;
 use crate::error::ApiError;
-use crate::{request_context, routes};
+use crate::{auth, request_context, routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,10 +27,7 @@ struct BearerAuth;
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
 }
 
@@ -45,7 +42,17 @@ where
                 .service(routes::admin_tenants::create)
                 .service(routes::admin_tenants::list)
                 .service(routes::admin_tenants::get)
-                .service(routes::admin_tenants::update),
+                .service(routes::admin_tenants::update)
+                .service(routes::api_keys::admin_create)
+                .service(routes::api_keys::admin_list)
+                .service(routes::api_keys::admin_revoke),
+        )
+        .service(
+            utoipa_actix_web::scope("/api/v1")
+                .service(routes::session::context)
+                .service(routes::api_keys::create)
+                .service(routes::api_keys::list)
+                .service(routes::api_keys::revoke),
         )
 }
 
@@ -77,8 +84,7 @@ pub fn app(
     >,
 > {
     let limit = config.max_body_bytes;
-    let (app, doc) =
-        register(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
+    let (app, doc) = register(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
     let doc = web::Data::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
     app.app_data(web::Data::new(spine))
         .app_data(doc)
@@ -90,18 +96,10 @@ pub fn app(
         )
         .app_data(web::PayloadConfig::new(limit))
         .app_data(web::PathConfig::default().error_handler(|err, _| {
-            ApiError::new(
-                ErrorCode::BadRequest,
-                format!("invalid path parameter: {err}"),
-            )
-            .into()
+            ApiError::new(ErrorCode::BadRequest, format!("invalid path parameter: {err}")).into()
         }))
         .app_data(web::QueryConfig::default().error_handler(|err, _| {
-            ApiError::new(
-                ErrorCode::BadRequest,
-                format!("invalid query string: {err}"),
-            )
-            .into()
+            ApiError::new(ErrorCode::BadRequest, format!("invalid query string: {err}")).into()
         }))
         .route(
             "/openapi.json",
@@ -112,5 +110,8 @@ pub fn app(
             }),
         )
         .default_service(web::to(no_route))
+        // Inner to outer: authentication runs inside the request context, so its
+        // refusals carry the request id.
+        .wrap(from_fn(auth::middleware))
         .wrap(from_fn(request_context::middleware))
 }

@@ -1,48 +1,56 @@
-//! Credentials from headers, turned into an [`AuthContext`] by the spine. Handlers take
-//! a [`Caller`] argument; none reads headers itself.
+//! Authentication, once, for every `/api/` route: the [`middleware`] turns
+//! `Authorization: Bearer <credential>` (or `X-API-Key: <key>`) into an [`AuthContext`]
+//! through the spine and stores it on the request; handlers take a [`Caller`] argument and
+//! never read headers themselves. 401 when the credential is missing or invalid, 403 when
+//! the tenant's status forbids it (scope checks are made by the operations), 429 after
+//! repeated failures.
 
 use std::future::{Ready, ready};
 
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, dev::Payload, web};
 use aos_schemas::ErrorCode;
 use aos_spine::{AuthContext, Spine};
 
 use crate::error::ApiError;
 
+/// Paths that need a caller. Everything else (probes, OpenAPI) is public.
+pub fn requires_auth(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller(pub AuthContext);
 
-/// The credential a request presents: `Authorization: Bearer <token>` or `X-API-Key`.
-fn presented(req: &HttpRequest) -> Result<&str, ApiError> {
+/// The credential a request presents.
+fn presented(req: &ServiceRequest) -> Result<String, ApiError> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| {
-            ApiError::new(ErrorCode::Unauthenticated, "malformed Authorization header")
-        })?;
-        let (scheme, token) = value.split_once(' ').ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthenticated,
-                "use Authorization: Bearer <token>",
-            )
-        })?;
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::new(ErrorCode::Unauthenticated, "malformed Authorization header"))?;
+        let (scheme, token) = value
+            .split_once(' ')
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "use Authorization: Bearer <token>"))?;
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
             return Err(ApiError::new(
                 ErrorCode::Unauthenticated,
                 "use Authorization: Bearer <token>",
             ));
         }
-        return Ok(token.trim());
+        return Ok(token.trim().to_owned());
     }
     if let Some(value) = req.headers().get("x-api-key") {
         return value
             .to_str()
             .ok()
-            .filter(|v| !v.trim().is_empty())
             .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::new(ErrorCode::Unauthenticated, "malformed X-API-Key header")
-            });
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "malformed X-API-Key header"));
     }
     Err(ApiError::new(
         ErrorCode::Unauthenticated,
@@ -50,18 +58,46 @@ fn presented(req: &HttpRequest) -> Result<&str, ApiError> {
     ))
 }
 
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if !requires_auth(req.path()) {
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    }
+    let result = match (presented(&req), req.app_data::<web::Data<Spine>>()) {
+        (Err(e), _) => Err(e),
+        (Ok(_), None) => Err(ApiError::new(ErrorCode::Internal, "spine not configured")),
+        (Ok(credential), Some(spine)) => {
+            let peer = req.peer_addr().map(|a| a.ip());
+            spine.authenticate(&credential, peer).await.map_err(ApiError::from)
+        }
+    };
+    match result {
+        Ok(context) => {
+            req.extensions_mut().insert(context);
+            next.call(req).await.map(ServiceResponse::map_into_boxed_body)
+        }
+        Err(err) => {
+            if err.code == ErrorCode::Unauthenticated || err.code == ErrorCode::RateLimited {
+                tracing::info!(code = %err.code, reason = %err.message, "authentication refused");
+            }
+            Ok(req.into_response(err.error_response()))
+        }
+    }
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = (|| {
-            let spine = req
-                .app_data::<web::Data<Spine>>()
-                .ok_or_else(|| ApiError::new(ErrorCode::Internal, "spine not configured"))?;
-            let token = presented(req)?;
-            Ok(Caller(spine.authenticate(token)?))
-        })();
-        ready(result)
+        ready(
+            req.extensions()
+                .get::<AuthContext>()
+                .cloned()
+                .map(Caller)
+                .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "this route needs credentials")),
+        )
     }
 }

@@ -21,10 +21,7 @@ impl ApiConfig {
     /// Checks values; the error names the key.
     pub fn validate(&self) -> Result<(), (String, String)> {
         if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
-            return Err((
-                "http.max_body_bytes".into(),
-                "must be between 1024 and 67108864".into(),
-            ));
+            return Err(("http.max_body_bytes".into(), "must be between 1024 and 67108864".into()));
         }
         Ok(())
     }

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
+    /// For `rate_limited`: seconds to send as `Retry-After`.
+    pub retry_after: Option<u64>,
     /// Set when the error is rendered outside the request's task (see
     /// [`request_context`]); otherwise taken from the current request.
     pub request_id: Option<String>,
@@ -31,6 +33,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
             request_id: None,
         }
     }
@@ -43,7 +46,10 @@ impl ApiError {
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden
+            | ErrorCode::InsufficientScope
+            | ErrorCode::TenantSuspended
+            | ErrorCode::TenantTerminated => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Conflict => StatusCode::CONFLICT,
@@ -90,9 +96,7 @@ impl ApiError {
                 ErrorCode::ValidationFailed,
                 format!("body does not match the schema: {e}"),
             ),
-            JsonPayloadError::Deserialize(e) => {
-                Self::new(ErrorCode::BadRequest, format!("malformed JSON: {e}"))
-            }
+            JsonPayloadError::Deserialize(e) => Self::new(ErrorCode::BadRequest, format!("malformed JSON: {e}")),
             other => Self::new(ErrorCode::BadRequest, format!("unreadable body: {other}")),
         }
     }
@@ -118,6 +122,7 @@ impl From<SpineError> for ApiError {
             code: err.code,
             message: err.message,
             field: err.field,
+            retry_after: err.retry_after,
             request_id: None,
         }
     }
@@ -135,6 +140,9 @@ impl ResponseError for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"aos\""),
             ));
+        }
+        if let Some(secs) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         response.json(self.envelope())
     }

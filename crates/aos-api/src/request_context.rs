@@ -29,10 +29,7 @@ pub fn current_request_id() -> String {
 }
 
 fn sane(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 pub async fn middleware(
@@ -65,14 +62,9 @@ pub async fn middleware(
             let status = err.as_response_error().status_code();
             let api = ApiError {
                 request_id: Some(request_id.clone()),
-                ..ApiError::new(
-                    ApiError::code_of(status),
-                    status.canonical_reason().unwrap_or("error"),
-                )
+                ..ApiError::new(ApiError::code_of(status), status.canonical_reason().unwrap_or("error"))
             };
-            return Err(
-                actix_web::error::InternalError::from_response(err, api.error_response()).into(),
-            );
+            return Err(actix_web::error::InternalError::from_response(err, api.error_response()).into());
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -89,10 +81,7 @@ pub async fn middleware(
 }
 
 /// Replaces the body of an error response that is not already JSON with the envelope.
-fn envelope_errors(
-    response: ServiceResponse<BoxBody>,
-    request_id: &str,
-) -> ServiceResponse<BoxBody> {
+fn envelope_errors(response: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

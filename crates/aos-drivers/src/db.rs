@@ -10,13 +10,9 @@ use std::time::Duration;
 use diesel::sqlite::SqliteConnection;
 use diesel::{IntoSql, sql_types::Integer};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
-};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{
-    AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
-};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{DriverError, DriverResult};
@@ -157,8 +153,7 @@ impl Database {
                 let url = options.url.expose_secret().to_owned();
                 let mut config = ManagerConfig::default();
                 config.recycling_method = RecyclingMethod::Fast;
-                let manager =
-                    AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
                 Pools::Pg(build_pool(manager, &options)?)
             }
             Backend::Sqlite => {
@@ -242,9 +237,7 @@ impl Database {
         if one == 1 {
             Ok(())
         } else {
-            Err(DriverError::Database(
-                "SELECT 1 returned something else".into(),
-            ))
+            Err(DriverError::Database("SELECT 1 returned something else".into()))
         }
     }
 
@@ -257,14 +250,10 @@ impl Database {
     }
 }
 
-fn build_pool<C>(
-    manager: AsyncDieselConnectionManager<C>,
-    options: &ConnectOptions,
-) -> DriverResult<Pool<C>>
+fn build_pool<C>(manager: AsyncDieselConnectionManager<C>, options: &ConnectOptions) -> DriverResult<Pool<C>>
 where
     C: diesel_async::pooled_connection::PoolableConnection + Send + 'static,
-    for<'a> diesel::dsl::select<diesel::dsl::AsExprOf<i32, Integer>>:
-        diesel_async::methods::LoadQuery<'a, C, i32>,
+    for<'a> diesel::dsl::select<diesel::dsl::AsExprOf<i32, Integer>>: diesel_async::methods::LoadQuery<'a, C, i32>,
     diesel::query_builder::SqlQuery: diesel::query_builder::QueryFragment<C::Backend>,
 {
     Pool::builder(manager)
@@ -286,10 +275,7 @@ fn ensure_parent_dir(path: &Path) -> DriverResult<()> {
 
 /// Opens one SQLite connection tuned for a server: WAL so readers never block the
 /// writer, a busy timeout instead of instant `SQLITE_BUSY`, enforced foreign keys.
-pub(crate) async fn open_sqlite(
-    path: &str,
-    busy_timeout: Duration,
-) -> diesel::ConnectionResult<SqliteConn> {
+pub(crate) async fn open_sqlite(path: &str, busy_timeout: Duration) -> diesel::ConnectionResult<SqliteConn> {
     let mut conn = SqliteConn::establish(path).await?;
     let pragmas = format!(
         "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
@@ -340,10 +326,7 @@ impl Conn {
         match (self.backend_mut(), mode) {
             (BackendConn::Sqlite(c), TxMode::Write) => {
                 c.spawn_blocking(|inner| {
-                    diesel::connection::AnsiTransactionManager::begin_transaction_sql(
-                        inner,
-                        "BEGIN IMMEDIATE",
-                    )
+                    diesel::connection::AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
                 })
                 .await?
             }

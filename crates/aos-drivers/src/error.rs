@@ -59,14 +59,10 @@ impl From<DieselError> for DriverError {
                     | DatabaseErrorKind::CheckViolation
                     | DatabaseErrorKind::NotNullViolation => Self::Constraint(name),
                     DatabaseErrorKind::SerializationFailure => Self::Busy,
-                    DatabaseErrorKind::ClosedConnection => {
-                        Self::Unavailable(info.message().to_owned())
-                    }
+                    DatabaseErrorKind::ClosedConnection => Self::Unavailable(info.message().to_owned()),
                     _ => {
                         let message = info.message();
-                        if message.contains("database is locked")
-                            || message.contains("database is busy")
-                        {
+                        if message.contains("database is locked") || message.contains("database is busy") {
                             Self::Busy
                         } else {
                             Self::Database(message.to_owned())

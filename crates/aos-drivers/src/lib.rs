@@ -16,6 +16,8 @@
 #[macro_use]
 mod macros;
 
+pub mod api_keys;
+pub mod auth_epoch;
 pub mod db;
 pub mod error;
 pub mod migrations;

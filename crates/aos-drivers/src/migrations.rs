@@ -113,18 +113,13 @@ impl Database {
             Ok(rows) => rows,
             // A database that was never migrated has no bookkeeping table yet.
             Err(diesel::result::Error::DatabaseError(_, info))
-                if info.message().contains("does not exist")
-                    || info.message().contains("no such table") =>
+                if info.message().contains("does not exist") || info.message().contains("no such table") =>
             {
                 Vec::new()
             }
             Err(other) => return Err(other.into()),
         };
-        let pending = known
-            .iter()
-            .filter(|v| !applied.contains(v))
-            .cloned()
-            .collect();
+        let pending = known.iter().filter(|v| !applied.contains(v)).cloned().collect();
         Ok(MigrationStatus { known, pending })
     }
 }

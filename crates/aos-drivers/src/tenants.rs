@@ -31,11 +31,7 @@ pub async fn get(conn: &mut Conn, id: DbUuid) -> DriverResult<TenantRow> {
 }
 
 /// A page of tenants in creation order, after the keyset cursor `(created_at, id)`.
-pub async fn list(
-    conn: &mut Conn,
-    after: Option<(DbTime, DbUuid)>,
-    limit: i64,
-) -> DriverResult<Vec<TenantRow>> {
+pub async fn list(conn: &mut Conn, after: Option<(DbTime, DbUuid)>, limit: i64) -> DriverResult<Vec<TenantRow>> {
     let rows = on_backend!(conn, |c| {
         let mut query = tenants::table
             .select(TenantRow::as_select())
@@ -61,11 +57,7 @@ pub async fn count(conn: &mut Conn) -> DriverResult<i64> {
 }
 
 /// Applies `changes` and returns the updated row, or `NotFound`.
-pub async fn update(
-    conn: &mut Conn,
-    id: DbUuid,
-    changes: &TenantChanges,
-) -> DriverResult<TenantRow> {
+pub async fn update(conn: &mut Conn, id: DbUuid, changes: &TenantChanges) -> DriverResult<TenantRow> {
     let row = on_backend!(conn, |c| diesel::update(tenants::table.find(id))
         .set(changes)
         .returning(TenantRow::as_returning())

@@ -59,19 +59,14 @@ impl Drop for TestDatabase {
         // Drop runs outside async; use a private runtime on a plain thread.
         let admin = admin_url();
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
             rt.block_on(async move {
                 if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
-                    let _ = diesel::sql_query(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    ))
-                    .execute(&mut conn)
-                    .await;
+                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
                 }
             });
         })
@@ -89,16 +84,13 @@ pub async fn database(backend: Backend) -> TestDatabase {
 
 /// A fresh, migrated SQLite database in its own temporary directory.
 pub async fn sqlite() -> TestDatabase {
-    let dir =
-        tempfile::tempdir().expect("create a temporary directory for the SQLite test database");
+    let dir = tempfile::tempdir().expect("create a temporary directory for the SQLite test database");
     let path = dir.path().join("aos-test.db");
     let url = SecretString::from(format!("sqlite://{}", path.display()));
     let db = Database::connect(options(url.clone()))
         .await
         .expect("open the SQLite test database");
-    db.run_migrations()
-        .await
-        .expect("migrate the SQLite test database");
+    db.run_migrations().await.expect("migrate the SQLite test database");
     TestDatabase {
         db,
         url,
@@ -120,12 +112,10 @@ pub async fn postgres() -> TestDatabase {
     };
     let template = ensure_template(&mut conn, &admin).await;
     let name = format!("aos_test_{}", uuid::Uuid::new_v4().simple());
-    diesel::sql_query(format!(
-        "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
-    ))
-    .execute(&mut conn)
-    .await
-    .expect("clone the PostgreSQL test template");
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
+        .execute(&mut conn)
+        .await
+        .expect("clone the PostgreSQL test template");
     let url = SecretString::from(with_database(&admin, &name));
     let db = Database::connect(options(url.clone()))
         .await
@@ -174,33 +164,77 @@ async fn ensure_template(conn: &mut AsyncPgConnection, admin: &str) -> String {
     .await
     .expect("look up the template");
     if !found.exists {
-        diesel::sql_query(format!(
-            "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
-        ))
-        .execute(conn)
-        .await
-        .expect("drop a stale template");
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
+            .execute(conn)
+            .await
+            .expect("drop a stale template");
         diesel::sql_query(format!("CREATE DATABASE \"{building}\""))
             .execute(conn)
             .await
             .expect("create the template");
         let url = SecretString::from(with_database(admin, &building));
-        let db = Database::connect(options(url))
-            .await
-            .expect("open the template");
+        let db = Database::connect(options(url)).await.expect("open the template");
         db.run_migrations().await.expect("migrate the template");
         db.close();
         drop(db);
-        diesel::sql_query(format!(
-            "ALTER DATABASE \"{building}\" RENAME TO \"{template}\""
-        ))
-        .execute(conn)
-        .await
-        .expect("publish the template");
+        diesel::sql_query(format!("ALTER DATABASE \"{building}\" RENAME TO \"{template}\""))
+            .execute(conn)
+            .await
+            .expect("publish the template");
     }
     diesel::sql_query("SELECT pg_advisory_unlock(4242001)")
         .execute(conn)
         .await
         .expect("release the template lock");
     template
+}
+
+#[derive(diesel::QueryableByName)]
+struct RowText {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    row: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct ColumnName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+/// Every row of `table` rendered as JSON text, for tests that prove what is (and is not)
+/// stored. `table` must be a plain identifier.
+pub async fn table_as_text(db: &Database, table: &str) -> Vec<String> {
+    assert!(
+        table.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        "plain table name"
+    );
+    let mut conn = db.conn().await.expect("a connection");
+    let rows: Vec<RowText> = match db.backend() {
+        Backend::Postgres => on_backend!(conn, |c| diesel::sql_query(format!(
+            "SELECT row_to_json(t)::text AS row FROM \"{table}\" t"
+        ))
+        .load(c)
+        .await)
+        .expect("dump table"),
+        Backend::Sqlite => {
+            let columns: Vec<ColumnName> = on_backend!(conn, |c| diesel::sql_query(format!(
+                "SELECT name FROM pragma_table_info('{table}')"
+            ))
+            .load(c)
+            .await)
+            .expect("table columns");
+            let list = columns
+                .iter()
+                .map(|c| format!("\"{}\"", c.name))
+                .collect::<Vec<_>>()
+                .join(", ");
+            on_backend!(conn, |c| diesel::sql_query(format!(
+                "SELECT json_array({list}) AS row FROM \"{table}\""
+            ))
+            .load(c)
+            .await)
+            .expect("dump table")
+        }
+    };
+    rows.into_iter().map(|r| r.row).collect()
 }

@@ -4,7 +4,8 @@
 // Integration tests: a panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use aos_drivers::{Backend, Database, DriverError, TxMode, tenants};
+use aos_drivers::{Backend, Database, DriverError, TxMode, api_keys, auth_epoch, tenants};
+use aos_models::api_key::NewApiKey;
 use aos_models::tenant::{NewTenant, TenantChanges};
 use aos_models::{DbJson, DbTime, DbUuid};
 use serde_json::json;
@@ -46,6 +47,9 @@ on_both_backends!(
     committed_transaction_persists,
     concurrent_write_transactions_all_commit,
     migrations_are_current_and_rerunning_applies_nothing,
+    api_keys_are_scoped_to_their_tenant,
+    revoking_is_idempotent_and_epoch_moves,
+    api_key_for_unknown_tenant_is_a_constraint_error,
 );
 
 fn new_tenant(name: &str, created_at: DbTime) -> NewTenant {
@@ -60,10 +64,7 @@ fn new_tenant(name: &str, created_at: DbTime) -> NewTenant {
     }
 }
 
-async fn insert(
-    db: &Database,
-    new: NewTenant,
-) -> Result<aos_models::tenant::TenantRow, DriverError> {
+async fn insert(db: &Database, new: NewTenant) -> Result<aos_models::tenant::TenantRow, DriverError> {
     let mut conn = db.conn().await?;
     tenants::insert(&mut conn, &new).await
 }
@@ -71,8 +72,7 @@ async fn insert(
 async fn tenant_round_trips_every_portable_type(db: &Database) {
     let at = DbTime::from(datetime!(2026-05-06 07:08:09.123456789 +03:00));
     let mut new = new_tenant("Acme", at);
-    new.settings =
-        DbJson(json!({"limits": {"rps": 5}, "tags": ["a", "b"], "ratio": 0.5, "none": null}));
+    new.settings = DbJson(json!({"limits": {"rps": 5}, "tags": ["a", "b"], "ratio": 0.5, "none": null}));
     let stored = insert(db, new.clone()).await.unwrap();
 
     let mut conn = db.conn().await.unwrap();
@@ -82,17 +82,12 @@ async fn tenant_round_trips_every_portable_type(db: &Database) {
     assert_eq!(read.name, "Acme");
     assert_eq!(read.settings, new.settings);
     // Both backends keep microseconds, in UTC.
-    assert_eq!(
-        read.created_at.get(),
-        datetime!(2026-05-06 04:08:09.123456 UTC)
-    );
+    assert_eq!(read.created_at.get(), datetime!(2026-05-06 04:08:09.123456 UTC));
 }
 
 async fn unique_name_is_a_conflict_case_insensitively(db: &Database) {
     insert(db, new_tenant("Acme", DbTime::now())).await.unwrap();
-    let err = insert(db, new_tenant("ACME", DbTime::now()))
-        .await
-        .unwrap_err();
+    let err = insert(db, new_tenant("ACME", DbTime::now())).await.unwrap_err();
     assert!(
         matches!(err, DriverError::Conflict(ref c) if c.contains("tenants_name_key") || c.contains("tenants")),
         "{err:?}"
@@ -111,9 +106,7 @@ async fn update_changes_only_given_columns_and_missing_is_not_found(db: &Databas
         status: Some("SUSPENDED".into()),
         ..Default::default()
     };
-    let updated = tenants::update(&mut conn, stored.id, &changes)
-        .await
-        .unwrap();
+    let updated = tenants::update(&mut conn, stored.id, &changes).await.unwrap();
     assert_eq!(updated.status, "SUSPENDED");
     assert_eq!(updated.name, stored.name);
     assert_eq!(updated.onboarding_state, stored.onboarding_state);
@@ -133,10 +126,7 @@ async fn list_pages_by_keyset_in_creation_order(db: &Database) {
     for (i, secs) in [(0, 5), (1, 1), (2, 3), (3, 3), (4, 9)] {
         let row = insert(
             db,
-            new_tenant(
-                &format!("t{i}"),
-                DbTime::from(base + time::Duration::seconds(secs)),
-            ),
+            new_tenant(&format!("t{i}"), DbTime::from(base + time::Duration::seconds(secs))),
         )
         .await
         .unwrap();
@@ -171,15 +161,9 @@ async fn failed_transaction_rolls_back_everything(db: &Database) {
             })
         })
         .await;
-    assert!(
-        matches!(result, Err(DriverError::Constraint(_))),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(DriverError::Constraint(_))), "{result:?}");
     let mut conn = db.conn().await.unwrap();
-    assert!(matches!(
-        tenants::get(&mut conn, id).await,
-        Err(DriverError::NotFound)
-    ));
+    assert!(matches!(tenants::get(&mut conn, id).await, Err(DriverError::NotFound)));
     assert_eq!(tenants::count(&mut conn).await.unwrap(), 0);
 }
 
@@ -234,4 +218,73 @@ async fn migrations_are_current_and_rerunning_applies_nothing(db: &Database) {
     assert!(!status.known.is_empty());
     assert_eq!(db.run_migrations().await.unwrap(), Vec::<String>::new());
     assert!(db.backend() == Backend::Postgres || db.backend() == Backend::Sqlite);
+}
+
+fn new_key(tenant: DbUuid, hash: &str) -> NewApiKey {
+    NewApiKey {
+        id: DbUuid::new_v7(),
+        tenant_id: tenant,
+        name: "ci".into(),
+        prefix: "aos_sk_abcd1234".into(),
+        key_hash: hash.into(),
+        scopes: DbJson(json!(["mcp:read", "admin"])),
+        created_by: "founder".into(),
+        created_at: DbTime::now(),
+        expires_at: None,
+    }
+}
+
+async fn api_keys_are_scoped_to_their_tenant(db: &Database) {
+    let a = insert(db, new_tenant("a", DbTime::now())).await.unwrap();
+    let b = insert(db, new_tenant("b", DbTime::now())).await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let ka = api_keys::insert(&mut conn, &new_key(a.id, "hash-a")).await.unwrap();
+    let kb = api_keys::insert(&mut conn, &new_key(b.id, "hash-b")).await.unwrap();
+    assert_eq!(ka.scope_names(), ["mcp:read", "admin"]);
+
+    assert_eq!(
+        api_keys::find_by_hash(&mut conn, "hash-a").await.unwrap().unwrap().id,
+        ka.id
+    );
+    assert!(api_keys::find_by_hash(&mut conn, "nope").await.unwrap().is_none());
+    assert_eq!(api_keys::get(&mut conn, a.id, ka.id).await.unwrap().id, ka.id);
+    assert!(matches!(
+        api_keys::get(&mut conn, b.id, ka.id).await,
+        Err(DriverError::NotFound)
+    ));
+    assert!(matches!(
+        api_keys::revoke(&mut conn, b.id, ka.id, DbTime::now()).await,
+        Err(DriverError::NotFound)
+    ));
+
+    let listed = api_keys::list(&mut conn, a.id, None, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|k| k.id).collect::<Vec<_>>(), [ka.id]);
+    assert_eq!(api_keys::count(&mut conn, b.id).await.unwrap(), 1);
+    assert_eq!(api_keys::get_any(&mut conn, kb.id).await.unwrap().tenant_id, b.id);
+
+    let dup = api_keys::insert(&mut conn, &new_key(a.id, "hash-a")).await.unwrap_err();
+    assert!(matches!(dup, DriverError::Conflict(_)), "{dup:?}");
+}
+
+async fn revoking_is_idempotent_and_epoch_moves(db: &Database) {
+    let a = insert(db, new_tenant("a", DbTime::now())).await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let key = api_keys::insert(&mut conn, &new_key(a.id, "h")).await.unwrap();
+    let first = DbTime::from(datetime!(2026-01-01 00:00:00 UTC));
+    let revoked = api_keys::revoke(&mut conn, a.id, key.id, first).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(first));
+    let again = api_keys::revoke_any(&mut conn, key.id, DbTime::now()).await.unwrap();
+    assert_eq!(again.revoked_at, Some(first));
+
+    let before = auth_epoch::current(&mut conn).await.unwrap();
+    assert_eq!(auth_epoch::bump(&mut conn).await.unwrap(), before + 1);
+    assert_eq!(auth_epoch::current(&mut conn).await.unwrap(), before + 1);
+}
+
+async fn api_key_for_unknown_tenant_is_a_constraint_error(db: &Database) {
+    let mut conn = db.conn().await.unwrap();
+    let err = api_keys::insert(&mut conn, &new_key(DbUuid::new_v7(), "h"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DriverError::Constraint(_)), "{err:?}");
 }

@@ -8,10 +8,7 @@ pub type EngineResult<T> = Result<T, EngineError>;
 pub enum EngineError {
     /// A field of the input breaks a rule; `field` names it.
     #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: &'static str, message: String },
     /// The thing asked for does not exist (or is not the caller's).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -24,6 +21,15 @@ pub enum EngineError {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The credential is valid but lacks the scope (or role) the action needs.
+    #[error("missing scope {0}")]
+    InsufficientScope(&'static str),
+    /// The caller's tenant is not ACTIVE; its credentials are refused.
+    #[error("tenant is {0}")]
+    TenantInactive(&'static str),
+    /// Too many failed attempts; retry after this many seconds.
+    #[error("too many failed attempts; retry in {0}s")]
+    RateLimited(u64),
     /// A dependency is down; retry later.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -45,9 +51,7 @@ impl From<DriverError> for EngineError {
     fn from(err: DriverError) -> Self {
         match err {
             DriverError::NotFound => Self::NotFound("record"),
-            DriverError::Conflict(what) => {
-                Self::Conflict(format!("conflicts with an existing record ({what})"))
-            }
+            DriverError::Conflict(what) => Self::Conflict(format!("conflicts with an existing record ({what})")),
             DriverError::Busy => Self::Unavailable("database busy".into()),
             DriverError::Unavailable(why) => Self::Unavailable(why),
             other => Self::Internal(other.to_string()),

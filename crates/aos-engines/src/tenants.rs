@@ -3,7 +3,7 @@
 //! Rules: names are 1 to 200 characters after trimming, without control characters, and
 //! unique ignoring case. TERMINATED is final. Onboarding only moves forward.
 
-use aos_drivers::{Conn, DriverError, tenants as db};
+use aos_drivers::{Conn, DriverError, auth_epoch, tenants as db};
 use aos_models::DbJson;
 use aos_models::tenant::{NewTenant, TenantChanges};
 
@@ -21,25 +21,17 @@ fn validate_name(name: &str) -> EngineResult<String> {
         return Err(EngineError::invalid("name", "must not be empty"));
     }
     if name.chars().count() > 200 {
-        return Err(EngineError::invalid(
-            "name",
-            "must be at most 200 characters",
-        ));
+        return Err(EngineError::invalid("name", "must be at most 200 characters"));
     }
     if name.chars().any(char::is_control) {
-        return Err(EngineError::invalid(
-            "name",
-            "must not contain control characters",
-        ));
+        return Err(EngineError::invalid("name", "must not contain control characters"));
     }
     Ok(name.to_owned())
 }
 
 fn name_conflict(err: DriverError, name: &str) -> EngineError {
     match err {
-        DriverError::Conflict(_) => {
-            EngineError::Conflict(format!("a tenant named {name:?} already exists"))
-        }
+        DriverError::Conflict(_) => EngineError::Conflict(format!("a tenant named {name:?} already exists")),
         other => other.into(),
     }
 }
@@ -57,9 +49,7 @@ pub async fn create(conn: &mut Conn, name: &str) -> EngineResult<Tenant> {
         created_at: now,
         updated_at: now,
     };
-    db::insert(conn, &new)
-        .await
-        .map_err(|e| name_conflict(e, &name))
+    db::insert(conn, &new).await.map_err(|e| name_conflict(e, &name))
 }
 
 pub async fn get(conn: &mut Conn, id: uuid::Uuid) -> EngineResult<Tenant> {
@@ -84,12 +74,7 @@ pub async fn list(
 ) -> EngineResult<(Vec<Tenant>, Option<Cursor>, u64)> {
     let limit = limit.clamp(1, MAX_PAGE);
     // Fetch one extra row to know whether another page exists.
-    let mut rows = db::list(
-        conn,
-        after.map(|c| (c.created_at, c.id)),
-        i64::from(limit) + 1,
-    )
-    .await?;
+    let mut rows = db::list(conn, after.map(|c| (c.created_at, c.id)), i64::from(limit) + 1).await?;
     let next = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|r| Cursor {
@@ -121,9 +106,7 @@ pub async fn update(conn: &mut Conn, id: uuid::Uuid, update: TenantUpdate) -> En
     if let Some(next) = update.status {
         let now = current.status();
         if now == TenantStatus::Terminated && next != TenantStatus::Terminated {
-            return Err(EngineError::Conflict(
-                "a TERMINATED tenant cannot change status".into(),
-            ));
+            return Err(EngineError::Conflict("a TERMINATED tenant cannot change status".into()));
         }
         changes.status = Some(next.as_str().to_owned());
     }
@@ -139,7 +122,12 @@ pub async fn update(conn: &mut Conn, id: uuid::Uuid, update: TenantUpdate) -> En
     }
     changes.updated_at = Some(DbTime::now());
     let name = changes.name.clone().unwrap_or_default();
-    db::update(conn, current.id, &changes)
+    let updated = db::update(conn, current.id, &changes)
         .await
-        .map_err(|e| name_conflict(e, &name))
+        .map_err(|e| name_conflict(e, &name))?;
+    if updated.status != current.status {
+        // Credentials of this tenant are cached on every replica: make them look again.
+        auth_epoch::bump(conn).await?;
+    }
+    Ok(updated)
 }

@@ -12,6 +12,7 @@
 //! encoded on each backend (native `uuid`/`timestamptz`/`jsonb` on PostgreSQL, text on
 //! SQLite).
 
+pub mod api_key;
 pub mod schema;
 pub mod sql_types;
 pub mod tenant;

@@ -17,3 +17,31 @@ diesel::table! {
         updated_at -> UtcTimestamp,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{Json, UtcTimestamp, Uuid};
+
+    api_keys (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        scopes -> Json,
+        created_by -> Text,
+        created_at -> UtcTimestamp,
+        expires_at -> Nullable<UtcTimestamp>,
+        revoked_at -> Nullable<UtcTimestamp>,
+    }
+}
+
+diesel::table! {
+    auth_epoch (id) {
+        id -> Integer,
+        epoch -> BigInt,
+    }
+}
+
+diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::allow_tables_to_appear_in_same_query!(api_keys, tenants);

@@ -140,23 +140,14 @@ mod tests {
     fn unknown_status_normalises_to_suspended() {
         assert_eq!(row("ACTIVE", "CREATED").status(), TenantStatus::Active);
         assert_eq!(row("active", "CREATED").status(), TenantStatus::Active);
-        assert_eq!(
-            row("DELETED???", "CREATED").status(),
-            TenantStatus::Suspended
-        );
+        assert_eq!(row("DELETED???", "CREATED").status(), TenantStatus::Suspended);
         assert_eq!(row("", "CREATED").status(), TenantStatus::Suspended);
     }
 
     #[test]
     fn onboarding_states_are_ordered_and_unknown_is_created() {
         assert!(OnboardingState::Created < OnboardingState::Complete);
-        assert_eq!(
-            row("ACTIVE", "bogus").onboarding(),
-            OnboardingState::Created
-        );
-        assert_eq!(
-            row("ACTIVE", "complete").onboarding(),
-            OnboardingState::Complete
-        );
+        assert_eq!(row("ACTIVE", "bogus").onboarding(), OnboardingState::Created);
+        assert_eq!(row("ACTIVE", "complete").onboarding(), OnboardingState::Complete);
     }
 }

@@ -17,18 +17,7 @@ use crate::sql_types;
 
 /// A UUID column value.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    AsExpression,
-    FromSqlRow,
-    Serialize,
-    Deserialize,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AsExpression, FromSqlRow, Serialize, Deserialize,
 )]
 #[diesel(sql_type = sql_types::Uuid)]
 #[serde(transparent)]
@@ -87,18 +76,7 @@ impl FromSql<sql_types::Uuid, Sqlite> for DbUuid {
 
 /// A timestamp column value, always UTC with microsecond precision.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    AsExpression,
-    FromSqlRow,
-    Serialize,
-    Deserialize,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AsExpression, FromSqlRow, Serialize, Deserialize,
 )]
 #[diesel(sql_type = sql_types::UtcTimestamp)]
 #[serde(transparent)]
@@ -155,8 +133,7 @@ impl ToSql<sql_types::UtcTimestamp, Pg> for DbTime {
 
 impl FromSql<sql_types::UtcTimestamp, Pg> for DbTime {
     fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-        <OffsetDateTime as FromSql<diesel::sql_types::Timestamptz, Pg>>::from_sql(bytes)
-            .map(Self::from)
+        <OffsetDateTime as FromSql<diesel::sql_types::Timestamptz, Pg>>::from_sql(bytes).map(Self::from)
     }
 }
 

@@ -19,6 +19,12 @@ pub enum ErrorCode {
     Unauthenticated,
     /// Valid credentials that may not do this.
     Forbidden,
+    /// Valid credentials without the scope (or role) this needs.
+    InsufficientScope,
+    /// The caller's tenant is SUSPENDED: its credentials are refused.
+    TenantSuspended,
+    /// The caller's tenant is TERMINATED: its credentials are refused.
+    TenantTerminated,
     /// No such resource (or not visible to the caller).
     NotFound,
     /// The route exists but not with this method.
@@ -42,6 +48,9 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::TenantSuspended => "tenant_suspended",
+            Self::TenantTerminated => "tenant_terminated",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
@@ -89,6 +98,9 @@ mod tests {
             ErrorCode::PayloadTooLarge,
             ErrorCode::Unauthenticated,
             ErrorCode::Forbidden,
+            ErrorCode::InsufficientScope,
+            ErrorCode::TenantSuspended,
+            ErrorCode::TenantTerminated,
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::Conflict,
@@ -96,10 +108,7 @@ mod tests {
             ErrorCode::ServiceUnavailable,
             ErrorCode::Internal,
         ] {
-            assert_eq!(
-                serde_json::to_value(code).unwrap(),
-                serde_json::json!(code.as_str())
-            );
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(code.as_str()));
         }
     }
 }

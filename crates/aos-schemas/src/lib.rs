@@ -9,8 +9,10 @@
 //!
 //! **Boundary:** changing a type here changes the public API; field renames are breaking.
 
+pub mod api_keys;
 pub mod envelope;
 pub mod error;
+pub mod session;
 pub mod system;
 pub mod tenants;
 

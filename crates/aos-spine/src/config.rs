@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use aos_engines::auth::{JwtSettings, JwtVerifier};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -78,10 +79,7 @@ impl DatabaseConfig {
                 ));
             }
         } else if self.sqlite_path.as_os_str().is_empty() {
-            return Err(ConfigError::new(
-                "database.sqlite_path",
-                "must not be empty",
-            ));
+            return Err(ConfigError::new("database.sqlite_path", "must not be empty"));
         }
         if !(1..=1000).contains(&self.max_connections) {
             return Err(ConfigError::new(
@@ -132,6 +130,17 @@ pub struct AuthConfig {
     /// read from, or generated into, `operator_token_file`.
     pub operator_token: Option<SecretString>,
     pub operator_token_file: PathBuf,
+    /// Human callers: JWTs from the customer's identity provider (`[auth.jwt]`).
+    pub jwt: Option<JwtSettings>,
+    /// Failed authentications per address or key prefix before 429.
+    pub max_failed_attempts: u32,
+    /// The window those failures are counted in, in seconds.
+    pub failure_window_secs: u64,
+    /// How long a cached credential is trusted without re-reading it, in seconds.
+    pub cache_ttl_secs: u64,
+    /// How often each replica checks whether credentials changed, in milliseconds.
+    /// A revoked key or suspended tenant is refused within this interval.
+    pub cache_poll_ms: u64,
 }
 
 impl Default for AuthConfig {
@@ -139,6 +148,11 @@ impl Default for AuthConfig {
         Self {
             operator_token: None,
             operator_token_file: PathBuf::from("./data/operator-token"),
+            jwt: None,
+            max_failed_attempts: 10,
+            failure_window_secs: 60,
+            cache_ttl_secs: 30,
+            cache_poll_ms: 250,
         }
     }
 }
@@ -152,6 +166,24 @@ impl AuthConfig {
                 "auth.operator_token",
                 "must be at least 16 characters",
             ));
+        }
+        if !(10..=1000).contains(&self.cache_poll_ms) {
+            return Err(ConfigError::new("auth.cache_poll_ms", "must be between 10 and 1000"));
+        }
+        if self.max_failed_attempts == 0 {
+            return Err(ConfigError::new("auth.max_failed_attempts", "must be at least 1"));
+        }
+        if self.failure_window_secs == 0 {
+            return Err(ConfigError::new("auth.failure_window_secs", "must be at least 1"));
+        }
+        if self.cache_ttl_secs == 0 {
+            return Err(ConfigError::new("auth.cache_ttl_secs", "must be at least 1"));
+        }
+        if let Some(jwt) = &self.jwt {
+            JwtVerifier::new(jwt).map_err(|message| match message.split_once(": ") {
+                Some((key, rest)) => ConfigError::new(key, rest),
+                None => ConfigError::new("auth.jwt", message),
+            })?;
         }
         Ok(())
     }

@@ -1,19 +1,95 @@
-//! The verified identity of a caller, as operations see it.
+//! The verified identity of a caller, as operations see it, and the authorisation checks
+//! operations make with it.
+
+use aos_engines::auth::{Principal, Scope, scope};
+use aos_schemas::ErrorCode;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::error::SpineError;
 
 /// Who is calling, after authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthContext {
-    /// The platform operator: acts on every tenant.
+    /// The platform operator: acts on every tenant, through the admin routes.
     Founder,
+    /// A tenant user (JWT).
+    Human {
+        tenant_id: Uuid,
+        user_id: String,
+        roles: Vec<String>,
+        scopes: Vec<Scope>,
+    },
+    /// An API key.
+    Machine {
+        tenant_id: Uuid,
+        key_id: Uuid,
+        scopes: Vec<Scope>,
+        expires_at: Option<OffsetDateTime>,
+    },
+}
+
+impl From<Principal> for AuthContext {
+    fn from(p: Principal) -> Self {
+        match p {
+            Principal::Founder => Self::Founder,
+            Principal::Human {
+                tenant_id,
+                user_id,
+                roles,
+                scopes,
+            } => Self::Human {
+                tenant_id,
+                user_id,
+                roles,
+                scopes,
+            },
+            Principal::Machine {
+                tenant_id,
+                key_id,
+                scopes,
+                expires_at,
+            } => Self::Machine {
+                tenant_id,
+                key_id,
+                scopes,
+                expires_at,
+            },
+        }
+    }
 }
 
 impl AuthContext {
-    /// `auth_type` as reported by the session-context API.
+    /// `founder`, `human` or `machine`.
     pub fn auth_type(&self) -> &'static str {
         match self {
             Self::Founder => "founder",
+            Self::Human { .. } => "human",
+            Self::Machine { .. } => "machine",
+        }
+    }
+
+    /// The caller's tenant; none for the platform operator.
+    pub fn tenant_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Founder => None,
+            Self::Human { tenant_id, .. } | Self::Machine { tenant_id, .. } => Some(*tenant_id),
+        }
+    }
+
+    /// Who did it, for records: `founder`, `user:<id>` or `key:<id>`.
+    pub fn actor(&self) -> String {
+        match self {
+            Self::Founder => "founder".into(),
+            Self::Human { user_id, .. } => format!("user:{user_id}"),
+            Self::Machine { key_id, .. } => format!("key:{key_id}"),
+        }
+    }
+
+    pub fn scopes(&self) -> &[Scope] {
+        match self {
+            Self::Founder => &[],
+            Self::Human { scopes, .. } | Self::Machine { scopes, .. } => scopes,
         }
     }
 
@@ -21,6 +97,30 @@ impl AuthContext {
     pub fn require_founder(&self) -> Result<(), SpineError> {
         match self {
             Self::Founder => Ok(()),
+            _ => Err(SpineError::new(
+                ErrorCode::Forbidden,
+                "only the platform operator may do this",
+            )),
+        }
+    }
+
+    /// The caller's own tenant, if the caller holds `scope` in it.
+    pub fn tenant_with(&self, wanted: Scope) -> Result<Uuid, SpineError> {
+        match self {
+            Self::Founder => Err(SpineError::new(
+                ErrorCode::Forbidden,
+                "the platform operator has no tenant of its own; use the /api/v1/admin routes",
+            )),
+            Self::Human { tenant_id, scopes, .. } | Self::Machine { tenant_id, scopes, .. } => {
+                if scope::allows(scopes, wanted) {
+                    Ok(*tenant_id)
+                } else {
+                    Err(SpineError::new(
+                        ErrorCode::InsufficientScope,
+                        format!("this needs the {wanted} scope"),
+                    ))
+                }
+            }
         }
     }
 }

@@ -13,6 +13,8 @@ pub struct SpineError {
     /// Safe to return to the client: never carries SQL, hosts or secrets.
     pub message: String,
     pub field: Option<String>,
+    /// For `rate_limited`: seconds until a retry may succeed.
+    pub retry_after: Option<u64>,
 }
 
 impl SpineError {
@@ -21,6 +23,7 @@ impl SpineError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -43,13 +46,30 @@ impl From<EngineError> for SpineError {
                 code: ErrorCode::ValidationFailed,
                 message: format!("{field}: {message}"),
                 field: Some(field.to_owned()),
+                retry_after: None,
             },
-            EngineError::NotFound(what) => {
-                Self::new(ErrorCode::NotFound, format!("{what} not found"))
-            }
+            EngineError::NotFound(what) => Self::new(ErrorCode::NotFound, format!("{what} not found")),
             EngineError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
             EngineError::Unauthenticated(message) => Self::new(ErrorCode::Unauthenticated, message),
             EngineError::Forbidden(message) => Self::new(ErrorCode::Forbidden, message),
+            EngineError::InsufficientScope(scope) => {
+                Self::new(ErrorCode::InsufficientScope, format!("this needs the {scope} scope"))
+            }
+            EngineError::TenantInactive("TERMINATED") => Self::new(
+                ErrorCode::TenantTerminated,
+                "the tenant is terminated; its credentials are refused",
+            ),
+            EngineError::TenantInactive(_) => Self::new(
+                ErrorCode::TenantSuspended,
+                "the tenant is suspended; its credentials are refused",
+            ),
+            EngineError::RateLimited(secs) => Self {
+                retry_after: Some(secs),
+                ..Self::new(
+                    ErrorCode::RateLimited,
+                    format!("too many failed attempts; retry in {secs}s"),
+                )
+            },
             EngineError::Unavailable(detail) => {
                 tracing::warn!(%detail, "dependency unavailable");
                 Self::new(

@@ -20,6 +20,7 @@ pub mod op;
 pub mod ops;
 mod spine;
 
+pub use aos_engines::auth::Scope;
 pub use config::{AuthConfig, ConfigError, DatabaseConfig};
 pub use context::AuthContext;
 pub use error::{SpineError, SpineResult};

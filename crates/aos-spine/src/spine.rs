@@ -2,10 +2,14 @@
 
 use std::sync::Arc;
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use aos_drivers::{Database, TxMode};
-use aos_engines::auth::{self, OperatorToken};
+use aos_engines::auth::{AuthSettings, Authenticator, JwtVerifier, OperatorToken, cache};
 use aos_schemas::ErrorCode;
 use aos_schemas::system::{Readiness, ReadinessCheck};
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -19,7 +23,9 @@ pub use aos_drivers::Backend;
 /// State every operation may read.
 pub(crate) struct Shared {
     pub(crate) db: Database,
-    pub(crate) operator: OperatorToken,
+    pub(crate) auth: Arc<Authenticator>,
+    /// Stops the credential-epoch poller when the last handle goes.
+    _poller: DropGuard,
     /// The runtime that opened the spine: operations run here, not on the (per-worker,
     /// shorter-lived) runtime of whoever called them.
     runtime: tokio::runtime::Handle,
@@ -35,9 +41,7 @@ pub struct Spine {
 
 impl std::fmt::Debug for Spine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spine")
-            .field("db", &self.shared.db)
-            .finish()
+        f.debug_struct("Spine").field("db", &self.shared.db).finish()
     }
 }
 
@@ -53,23 +57,55 @@ pub enum StartError {
     },
     #[error("operator token: {0}")]
     OperatorToken(String),
+    #[error("{0}")]
+    Jwt(String),
+}
+
+/// Keeps this replica's credential cache in step with the database: when the epoch moves
+/// (a key revoked, a tenant suspended, on any replica) the cache is dropped.
+async fn poll_credential_epoch(db: Database, auth: Arc<Authenticator>, every: Duration, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let result = match db.conn().await {
+            Ok(mut conn) => cache::refresh(auth.cache(), &mut conn).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(moved) => {
+                if moved {
+                    tracing::debug!("credentials changed; cache dropped");
+                }
+                if failing {
+                    tracing::info!("credential epoch readable again");
+                    failing = false;
+                }
+            }
+            Err(error) if !failing => {
+                tracing::warn!(%error, "cannot read the credential epoch; cached credentials expire by TTL");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 impl Spine {
     /// Opens the database and loads credentials. Does not migrate: see [`Spine::migrate`].
-    pub async fn open(
-        database: &DatabaseConfig,
-        auth_config: &AuthConfig,
-    ) -> Result<Self, StartError> {
+    pub async fn open(database: &DatabaseConfig, auth_config: &AuthConfig) -> Result<Self, StartError> {
         database.validate()?;
         auth_config.validate()?;
         let operator = match &auth_config.operator_token {
-            Some(token) => OperatorToken::new(token.clone())
-                .map_err(|e| StartError::OperatorToken(e.to_string()))?,
+            Some(token) => OperatorToken::new(token.clone()).map_err(|e| StartError::OperatorToken(e.to_string()))?,
             None => {
                 let path = &auth_config.operator_token_file;
-                let (token, generated) = OperatorToken::load_or_generate(path)
-                    .map_err(|e| StartError::OperatorToken(e.to_string()))?;
+                let (token, generated) =
+                    OperatorToken::load_or_generate(path).map_err(|e| StartError::OperatorToken(e.to_string()))?;
                 if generated {
                     tracing::warn!(path = %path.display(), "generated an operator token (mode 0600); read it from the file");
                 } else {
@@ -78,16 +114,37 @@ impl Spine {
                 token
             }
         };
+        let jwt = match &auth_config.jwt {
+            Some(settings) => Some(JwtVerifier::new(settings).map_err(StartError::Jwt)?),
+            None => None,
+        };
         let db = Database::connect(database.connect_options())
             .await
             .map_err(|source| StartError::Database {
                 url: database.redacted_url(),
                 source,
             })?;
+        let auth = Arc::new(Authenticator::new(AuthSettings {
+            operator,
+            jwt,
+            max_failures: auth_config.max_failed_attempts,
+            failure_window: Duration::from_secs(auth_config.failure_window_secs),
+            cache_ttl: Duration::from_secs(auth_config.cache_ttl_secs),
+            // Unknown until the poller's first read; entries cached meanwhile are dropped then.
+            epoch: -1,
+        }));
+        let stop = CancellationToken::new();
+        tokio::spawn(poll_credential_epoch(
+            db.clone(),
+            Arc::clone(&auth),
+            Duration::from_millis(auth_config.cache_poll_ms),
+            stop.clone(),
+        ));
         Ok(Self {
             shared: Arc::new(Shared {
                 db,
-                operator,
+                auth,
+                _poller: stop.drop_guard(),
                 runtime: tokio::runtime::Handle::current(),
                 tasks: TaskTracker::new(),
             }),
@@ -102,10 +159,7 @@ impl Spine {
     pub async fn migrate(&self) -> SpineResult<Vec<String>> {
         self.shared.db.run_migrations().await.map_err(|e| {
             tracing::error!(error = %e, "migration failed");
-            SpineError::new(
-                ErrorCode::ServiceUnavailable,
-                format!("migration failed: {e}"),
-            )
+            SpineError::new(ErrorCode::ServiceUnavailable, format!("migration failed: {e}"))
         })
     }
 
@@ -127,21 +181,23 @@ impl Spine {
         }
     }
 
-    /// Verifies a bearer credential.
-    pub fn authenticate(&self, presented: &str) -> SpineResult<AuthContext> {
-        match auth::authenticate(&self.shared.operator, presented)? {
-            auth::Principal::Founder => Ok(AuthContext::Founder),
-        }
+    /// Verifies a bearer credential presented from `peer`. Answers from the credential
+    /// cache when it can; reads the database otherwise.
+    pub async fn authenticate(&self, presented: &str, peer: Option<IpAddr>) -> SpineResult<AuthContext> {
+        let db = self.shared.db.clone();
+        let principal = self
+            .shared
+            .auth
+            .authenticate(presented, peer, move || async move { db.conn().await })
+            .await?;
+        Ok(principal.into())
     }
 
     /// Waits up to `timeout` for operations still in flight (e.g. of clients that hung up)
     /// to finish, then closes the pool. Call once the HTTP server has stopped.
     pub async fn shutdown(&self, timeout: std::time::Duration) {
         self.shared.tasks.close();
-        if tokio::time::timeout(timeout, self.shared.tasks.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(timeout, self.shared.tasks.wait()).await.is_err() {
             tracing::warn!(
                 in_flight = self.shared.tasks.len(),
                 "operations still running at shutdown"

@@ -8,14 +8,10 @@ use std::time::Duration;
 
 use aos_drivers::testing::TestDatabase;
 use aos_schemas::ErrorCode;
-use aos_schemas::tenants::{
-    CreateTenantRequest, OnboardingState, TenantStatus, UpdateTenantRequest,
-};
+use aos_schemas::tenants::{CreateTenantRequest, OnboardingState, TenantStatus, UpdateTenantRequest};
 use aos_spine::op::OpFuture;
 use aos_spine::ops::tenants::{Create, Get, List, Update};
-use aos_spine::{
-    AuthConfig, AuthContext, DatabaseConfig, Mode, Operation, OperationContext, Spine, SpineError,
-};
+use aos_spine::{AuthConfig, AuthContext, DatabaseConfig, Mode, Operation, OperationContext, Spine, SpineError};
 use secrecy::SecretString;
 
 macro_rules! on_both_backends {
@@ -175,10 +171,7 @@ async fn tenant_lifecycle_rules_hold(test_db: TestDatabase) {
         }))
         .await
         .unwrap();
-    assert_eq!(
-        moved.onboarding_state,
-        OnboardingState::IntegrationConnected
-    );
+    assert_eq!(moved.onboarding_state, OnboardingState::IntegrationConnected);
     let back = spine
         .execute(update(UpdateTenantRequest {
             onboarding_state: Some(OnboardingState::Created),
@@ -227,9 +220,7 @@ async fn tenant_list_pages_with_opaque_cursors(test_db: TestDatabase) {
         let t = spine
             .execute(Create {
                 actor: AuthContext::Founder,
-                request: CreateTenantRequest {
-                    name: format!("t{i}"),
-                },
+                request: CreateTenantRequest { name: format!("t{i}") },
             })
             .await
             .unwrap();

@@ -70,11 +70,7 @@ pub async fn list(
     responses((status = 200, body = DataEnvelope<Tenant>), (status = 404, body = ErrorEnvelope))
 )]
 #[get("/tenants/{id}")]
-pub async fn get(
-    spine: web::Data<Spine>,
-    caller: Caller,
-    id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(spine: web::Data<Spine>, caller: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let tenant = spine
         .execute(Get {
             actor: caller.0,

@@ -1,4 +1,6 @@
 //! Handlers, one module per area. Each one: extract, call the spine, render.
 
 pub mod admin_tenants;
+pub mod api_keys;
+pub mod session;
 pub mod system;

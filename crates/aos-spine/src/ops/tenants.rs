@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::context::AuthContext;
 use crate::error::SpineError;
 use crate::op::{Mode, OpFuture, Operation, OperationContext};
+use crate::ops::cursor;
 
 /// Default page size when the caller gives none.
 pub const DEFAULT_PAGE: u32 = 50;
@@ -95,17 +96,23 @@ impl Operation for List {
                         code: aos_schemas::ErrorCode::ValidationFailed,
                         message: format!("limit: must be between 1 and {}", engine::MAX_PAGE),
                         field: Some("limit".into()),
+                        retry_after: None,
                     });
                 }
             };
-            let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
+            let after = self
+                .cursor
+                .as_deref()
+                .map(cursor::decode)
+                .transpose()?
+                .map(|(created_at, id)| Cursor { created_at, id });
             let (rows, next, total) = engine::list(cx.conn, after, limit).await?;
             Ok(ListEnvelope {
                 data: rows.into_iter().map(to_api).collect(),
                 meta: ListMeta {
                     total: Some(total),
                     limit,
-                    next_cursor: next.map(encode_cursor),
+                    next_cursor: next.map(|c| cursor::encode(c.created_at, c.id)),
                 },
             })
         })
@@ -136,64 +143,12 @@ impl Operation for Update {
                 }),
                 onboarding: self.request.onboarding_state.map(|s| match s {
                     api::OnboardingState::Created => engine::OnboardingState::Created,
-                    api::OnboardingState::IdentityVerified => {
-                        engine::OnboardingState::IdentityVerified
-                    }
-                    api::OnboardingState::IntegrationConnected => {
-                        engine::OnboardingState::IntegrationConnected
-                    }
+                    api::OnboardingState::IdentityVerified => engine::OnboardingState::IdentityVerified,
+                    api::OnboardingState::IntegrationConnected => engine::OnboardingState::IntegrationConnected,
                     api::OnboardingState::Complete => engine::OnboardingState::Complete,
                 }),
             };
             Ok(to_api(engine::update(cx.conn, self.id, update).await?))
         })
-    }
-}
-
-/// Cursors are opaque to clients: hex of `created_at|id`.
-fn encode_cursor(c: Cursor) -> String {
-    let plain = format!("{}|{}", c.created_at.to_sortable_text(), c.id);
-    plain.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_cursor(text: &str) -> Result<Cursor, SpineError> {
-    let bad = || SpineError::bad_request("cursor: not a cursor returned by this API");
-    if !text.len().is_multiple_of(2) || text.len() > 256 {
-        return Err(bad());
-    }
-    let bytes = (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(bad)?;
-    let plain = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (at, id) = plain.split_once('|').ok_or_else(bad)?;
-    let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| bad())?;
-    let id = Uuid::parse_str(id).map_err(|_| bad())?;
-    Ok(Cursor {
-        created_at: at.into(),
-        id: id.into(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_a_bad_request() {
-        let c = Cursor {
-            created_at: aos_engines::tenants::DbTime::now(),
-            id: Uuid::now_v7().into(),
-        };
-        assert_eq!(decode_cursor(&encode_cursor(c)).unwrap(), c);
-        for garbage in ["", "zz", "abc", "00", &"41".repeat(200)] {
-            let err = decode_cursor(garbage).unwrap_err();
-            assert_eq!(err.code, aos_schemas::ErrorCode::BadRequest, "{garbage}");
-        }
     }
 }

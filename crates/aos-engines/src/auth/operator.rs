@@ -1,4 +1,4 @@
-//! Credentials. Today: the platform operator ("founder") token.
+//! The platform operator ("founder") token.
 //!
 //! The token is a secret: it is held as a [`SecretString`], compared in constant time,
 //! and never logged. With no token configured, one is generated on first start into a
@@ -42,24 +42,17 @@ impl OperatorToken {
     /// not exist. Returns the token and whether it was generated.
     pub fn load_or_generate(path: &Path) -> EngineResult<(Self, bool)> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok((
-                Self::new(SecretString::from(text.trim().to_owned()))?,
-                false,
-            )),
+            Ok(text) => Ok((Self::new(SecretString::from(text.trim().to_owned()))?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut bytes = [0_u8; 32];
                 rand::rng().fill_bytes(&mut bytes);
                 let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
                 let token = format!("{OPERATOR_TOKEN_PREFIX}{hex}");
-                write_private(path, &token).map_err(|e| {
-                    EngineError::Internal(format!("cannot write {}: {e}", path.display()))
-                })?;
+                write_private(path, &token)
+                    .map_err(|e| EngineError::Internal(format!("cannot write {}: {e}", path.display())))?;
                 Ok((Self(SecretString::from(token)), true))
             }
-            Err(e) => Err(EngineError::Internal(format!(
-                "cannot read {}: {e}",
-                path.display()
-            ))),
+            Err(e) => Err(EngineError::Internal(format!("cannot read {}: {e}", path.display()))),
         }
     }
 
@@ -87,22 +80,6 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(contents.as_bytes())?;
     file.write_all(b"\n")?;
     file.sync_all()
-}
-
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// The platform operator: may act on every tenant.
-    Founder,
-}
-
-/// Turns a presented bearer credential into a principal.
-pub fn authenticate(operator: &OperatorToken, presented: &str) -> EngineResult<Principal> {
-    if operator.verify(presented) {
-        Ok(Principal::Founder)
-    } else {
-        Err(EngineError::Unauthenticated("invalid credentials"))
-    }
 }
 
 #[cfg(test)]
@@ -135,11 +112,8 @@ mod tests {
     fn short_tokens_are_refused() {
         assert!(OperatorToken::new(SecretString::from("short")).is_err());
         let ok = OperatorToken::new(SecretString::from("a-long-enough-token")).unwrap();
-        assert_eq!(
-            authenticate(&ok, "a-long-enough-token").unwrap(),
-            Principal::Founder
-        );
-        assert!(authenticate(&ok, "a-long-enough-tokeX").is_err());
-        assert!(authenticate(&ok, "").is_err());
+        assert!(ok.verify("a-long-enough-token"));
+        assert!(!ok.verify("a-long-enough-tokeX"));
+        assert!(!ok.verify(""));
     }
 }

@@ -1,0 +1,2 @@
+DROP TABLE auth_epoch;
+DROP TABLE api_keys;
