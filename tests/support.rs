@@ -1,9 +1,10 @@
 //! Test support: a real AOS application on a random loopback port, on its own database.
 
 // Test support: a failed setup step is a failed test.
-#![allow(clippy::expect_used)]
+#![allow(clippy::expect_used, clippy::indexing_slicing)]
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::HttpServer;
 use actix_web::dev::ServerHandle;
@@ -23,12 +24,59 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub backend: Backend,
     handle: ServerHandle,
-    _db: TestDatabase,
+    db: Arc<TestDatabase>,
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The database this server runs on.
+    pub fn database(&self) -> &aos_drivers::Database {
+        self.db.database()
+    }
+
+    /// The database URL (for tests that inspect the stored bytes).
+    pub fn database_url(&self) -> String {
+        secrecy::ExposeSecret::expose_secret(&self.db.url()).to_owned()
+    }
+
+    /// A request builder carrying `credential` as a bearer token.
+    pub fn as_(&self, credential: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(credential)
+    }
+
+    /// Creates a tenant as the operator; returns its id.
+    pub async fn create_tenant(&self, name: &str) -> String {
+        let response = self
+            .founder(reqwest::Method::POST, "/api/v1/admin/tenants")
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("create tenant");
+        assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+        let body: serde_json::Value = response.json().await.expect("tenant JSON");
+        body["data"]["id"].as_str().expect("tenant id").to_owned()
+    }
+
+    /// Issues a key for `tenant` as the operator; returns (key id, key).
+    pub async fn create_key(&self, tenant: &str, scopes: &[&str]) -> (String, String) {
+        let response = self
+            .founder(
+                reqwest::Method::POST,
+                &format!("/api/v1/admin/tenants/{tenant}/api-keys"),
+            )
+            .json(&serde_json::json!({ "name": "test key", "scopes": scopes }))
+            .send()
+            .await
+            .expect("create key");
+        assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+        let body: serde_json::Value = response.json().await.expect("key JSON");
+        (
+            body["data"]["api_key"]["id"].as_str().expect("key id").to_owned(),
+            body["data"]["key"].as_str().expect("key").to_owned(),
+        )
     }
 
     /// A request builder carrying the operator token.
@@ -48,15 +96,39 @@ pub async fn spawn(backend: Backend) -> TestApp {
     spawn_with(backend, ApiConfig::default()).await
 }
 
+/// The auth configuration test servers use unless a test brings its own.
+pub fn test_auth() -> AuthConfig {
+    AuthConfig {
+        operator_token: Some(SecretString::from(OPERATOR_TOKEN)),
+        ..AuthConfig::default()
+    }
+}
+
 pub async fn spawn_with(backend: Backend, api: ApiConfig) -> TestApp {
-    let db = aos_drivers::testing::database(backend).await;
+    let db = Arc::new(aos_drivers::testing::database(backend).await);
+    serve(db, api, test_auth()).await
+}
+
+/// Starts AOS with its own auth configuration (e.g. with `[auth.jwt]`).
+pub async fn spawn_with_auth(backend: Backend, auth: AuthConfig) -> TestApp {
+    let db = Arc::new(aos_drivers::testing::database(backend).await);
+    serve(db, ApiConfig::default(), auth).await
+}
+
+/// `n` independent servers ("replicas") sharing one database.
+pub async fn spawn_replicas(backend: Backend, n: usize) -> Vec<TestApp> {
+    let db = Arc::new(aos_drivers::testing::database(backend).await);
+    let mut apps = Vec::with_capacity(n);
+    for _ in 0..n {
+        apps.push(serve(Arc::clone(&db), ApiConfig::default(), test_auth()).await);
+    }
+    apps
+}
+
+async fn serve(db: Arc<TestDatabase>, api: ApiConfig, auth: AuthConfig) -> TestApp {
     let database = DatabaseConfig {
         url: Some(db.url()),
         ..DatabaseConfig::default()
-    };
-    let auth = AuthConfig {
-        operator_token: Some(SecretString::from(OPERATOR_TOKEN)),
-        ..AuthConfig::default()
     };
     let spine = Spine::open(&database, &auth).await.expect("open the spine");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
@@ -72,9 +144,9 @@ pub async fn spawn_with(backend: Backend, api: ApiConfig) -> TestApp {
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::builder().no_proxy().build().expect("HTTP client"),
-        backend,
+        backend: db.backend(),
         handle,
-        _db: db,
+        db,
     }
 }
 

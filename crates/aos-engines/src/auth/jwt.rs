@@ -240,6 +240,7 @@ impl JwtVerifier {
         validation.set_issuer(&[&self.settings.issuer]);
         validation.set_audience(&[&self.settings.audience]);
         validation.leeway = self.settings.leeway_secs;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         let mut last = invalid("no key matches the token");
         for key in candidates {
@@ -279,7 +280,7 @@ impl JwtVerifier {
                 items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
             }
             Some(serde_json::Value::String(s)) => s
-                .split(|c: char| c == ' ' || c == ',')
+                .split([' ', ','])
                 .filter(|r| !r.is_empty())
                 .map(str::to_owned)
                 .collect(),

@@ -1,0 +1,157 @@
+//! No key, token or operator secret ever reaches the logs: every log line (at DEBUG) of a
+//! session that creates, uses, misuses and revokes credentials is captured and searched.
+
+// Integration tests: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use aos_spine::AuthConfig;
+use aos_tests::{Backend, OPERATOR_TOKEN, spawn_with_auth, test_auth};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs one process-wide subscriber writing JSON lines (with span fields) to memory.
+fn captured() -> Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    })
+    .clone()
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/jwt")
+            .join(name),
+    )
+    .unwrap()
+}
+
+async fn no_secret_is_logged(backend: Backend) {
+    let logs = captured();
+    let auth = AuthConfig {
+        jwt: Some(
+            serde_json::from_value(json!({
+                "issuer": "https://idp.test",
+                "audience": "aos",
+                "public_key_pem": fixture("rs256-public.pem"),
+            }))
+            .unwrap(),
+        ),
+        ..test_auth()
+    };
+    let app = spawn_with_auth(backend, auth).await;
+    let tenant = app.create_tenant("Leaky").await;
+    let (key_id, key) = app.create_key(&tenant, &["admin"]).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &json!({"iss": "https://idp.test", "aud": "aos", "sub": "alice", "tenant_id": tenant, "roles": ["admin"], "exp": now + 300}),
+        &EncodingKey::from_rsa_pem(fixture("rs256-private.pem").as_bytes()).unwrap(),
+    )
+    .unwrap();
+
+    let ok = [
+        app.as_(&key, Method::GET, "/api/v1/session/context")
+            .send()
+            .await
+            .unwrap(),
+        app.client
+            .get(app.url("/api/v1/api-keys"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap(),
+        app.as_(&token, Method::GET, "/api/v1/session/context")
+            .send()
+            .await
+            .unwrap(),
+        app.as_(&token, Method::POST, "/api/v1/api-keys")
+            .json(&json!({"name": "n", "scopes": ["mcp:read"]}))
+            .send()
+            .await
+            .unwrap(),
+    ];
+    for response in ok {
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+    let wrong_key = format!("{}{}", &key[..15], "x".repeat(35));
+    let refused = [
+        app.as_(&wrong_key, Method::GET, "/api/v1/session/context")
+            .send()
+            .await
+            .unwrap(),
+        app.as_(&format!("{OPERATOR_TOKEN}-typo"), Method::GET, "/api/v1/admin/tenants")
+            .send()
+            .await
+            .unwrap(),
+        app.as_(&format!("{token}x"), Method::GET, "/api/v1/session/context")
+            .send()
+            .await
+            .unwrap(),
+    ];
+    for response in refused {
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let revoked = app
+        .founder(Method::DELETE, &format!("/api/v1/admin/api-keys/{key_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    // The capture works: the events we expect are there, with request ids.
+    assert!(text.contains("API key created"), "nothing captured?");
+    assert!(text.contains("authentication refused"));
+    assert!(text.contains("request_id"));
+    // And no secret is.
+    let signature = token.rsplit('.').next().unwrap();
+    for (what, secret) in [
+        ("API key", key.as_str()),
+        ("API key material", &key[15..]),
+        ("mistyped key material", &wrong_key[15..]),
+        ("operator token", OPERATOR_TOKEN),
+        ("JWT", token.as_str()),
+        ("JWT signature", signature),
+    ] {
+        assert!(!text.contains(secret), "{what} found in the logs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_no_secret_is_logged() {
+    no_secret_is_logged(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_no_secret_is_logged() {
+    no_secret_is_logged(Backend::Sqlite).await;
+}
