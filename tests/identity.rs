@@ -138,24 +138,12 @@ async fn revocation_and_suspension_reach_every_replica_within_a_second(backend: 
     }
 
     // Suspend on A: B refuses the key with 403 within a second.
-    let suspend = a
-        .founder(Method::PATCH, &format!("/api/v1/admin/tenants/{tenant}"))
-        .json(&json!({"status": "SUSPENDED"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(suspend.status(), StatusCode::OK);
+    assert_eq!(a.set_tenant_status(&tenant, "SUSPENDED").await, StatusCode::OK);
     let took = until(on_b, StatusCode::FORBIDDEN, "tenant_suspended").await;
     assert!(took < Duration::from_secs(1), "suspension took {took:?}");
 
     // Reactivate: the key works again.
-    let reactivate = a
-        .founder(Method::PATCH, &format!("/api/v1/admin/tenants/{tenant}"))
-        .json(&json!({"status": "ACTIVE"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reactivate.status(), StatusCode::OK);
+    assert_eq!(a.set_tenant_status(&tenant, "ACTIVE").await, StatusCode::OK);
     let took = until(on_b, StatusCode::OK, "").await;
     assert!(took < Duration::from_secs(1), "reactivation took {took:?}");
 
@@ -174,13 +162,7 @@ async fn revocation_and_suspension_reach_every_replica_within_a_second(backend: 
 
     // Terminated tenants are refused with their own code.
     let (_, other) = a.create_key(&tenant, &["mcp:read"]).await;
-    let terminate = a
-        .founder(Method::PATCH, &format!("/api/v1/admin/tenants/{tenant}"))
-        .json(&json!({"status": "TERMINATED"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(terminate.status(), StatusCode::OK);
+    assert_eq!(a.set_tenant_status(&tenant, "TERMINATED").await, StatusCode::OK);
     let took = until(
         || b.as_(&other, Method::GET, "/api/v1/session/context").send(),
         StatusCode::FORBIDDEN,
@@ -504,13 +486,7 @@ async fn repeated_failures_are_rate_limited_without_locking_out_the_holder(app: 
 
 async fn keys_cannot_be_issued_for_inactive_tenants(app: TestApp) {
     let tenant = app.create_tenant("Acme").await;
-    let suspend = app
-        .founder(Method::PATCH, &format!("/api/v1/admin/tenants/{tenant}"))
-        .json(&json!({"status": "SUSPENDED"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(suspend.status(), StatusCode::OK);
+    assert_eq!(app.set_tenant_status(&tenant, "SUSPENDED").await, StatusCode::OK);
     let response = app
         .founder(Method::POST, &format!("/api/v1/admin/tenants/{tenant}/api-keys"))
         .json(&json!({"name": "x", "scopes": ["admin"]}))

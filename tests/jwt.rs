@@ -244,13 +244,7 @@ async fn suspended_tenants_users_are_forbidden(backend: Backend) {
         None,
     );
     assert_eq!(context(&app, &token).await.0, StatusCode::OK);
-    let suspend = app
-        .founder(Method::PATCH, &format!("/api/v1/admin/tenants/{tenant}"))
-        .json(&json!({"status": "SUSPENDED"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(suspend.status(), StatusCode::OK);
+    assert_eq!(app.set_tenant_status(&tenant, "SUSPENDED").await, StatusCode::OK);
     let started = std::time::Instant::now();
     loop {
         let (status, body) = context(&app, &token).await;

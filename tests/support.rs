@@ -60,6 +60,16 @@ impl TestApp {
         body["data"]["id"].as_str().expect("tenant id").to_owned()
     }
 
+    /// Sets a tenant's lifecycle status as the operator; returns the HTTP status.
+    pub async fn set_tenant_status(&self, tenant: &str, status: &str) -> reqwest::StatusCode {
+        self.founder(reqwest::Method::PATCH, &format!("/api/v1/admin/tenants/{tenant}"))
+            .json(&serde_json::json!({ "status": status }))
+            .send()
+            .await
+            .expect("patch tenant")
+            .status()
+    }
+
     /// Issues a key for `tenant` as the operator; returns (key id, key).
     pub async fn create_key(&self, tenant: &str, scopes: &[&str]) -> (String, String) {
         let response = self
