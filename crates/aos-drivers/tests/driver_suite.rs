@@ -4,8 +4,9 @@
 // Integration tests: a panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use aos_drivers::{Backend, Database, DriverError, TxMode, api_keys, auth_epoch, tenants};
+use aos_drivers::{Backend, Database, DriverError, TxMode, api_keys, auth_epoch, mcp, tenants};
 use aos_models::api_key::NewApiKey;
+use aos_models::mcp::{McpInvocationRow, McpServerChanges, NewMcpServer, NewMcpTool};
 use aos_models::tenant::{NewTenant, TenantChanges};
 use aos_models::{DbJson, DbTime, DbUuid};
 use serde_json::json;
@@ -50,6 +51,10 @@ on_both_backends!(
     api_keys_are_scoped_to_their_tenant,
     revoking_is_idempotent_and_epoch_moves,
     api_key_for_unknown_tenant_is_a_constraint_error,
+    mcp_servers_survive_a_reopen_and_stay_in_their_tenant,
+    mcp_soft_delete_hides_but_keeps_and_frees_the_url,
+    mcp_tools_are_unique_per_server_and_invocations_newest_first,
+    mcp_health_scan_orders_by_last_check,
 );
 
 fn new_tenant(name: &str, created_at: DbTime) -> NewTenant {
@@ -287,4 +292,241 @@ async fn api_key_for_unknown_tenant_is_a_constraint_error(db: &Database) {
         .await
         .unwrap_err();
     assert!(matches!(err, DriverError::Constraint(_)), "{err:?}");
+}
+
+fn new_server(tenant: DbUuid, url: &str) -> NewMcpServer {
+    NewMcpServer {
+        id: DbUuid::new_v7(),
+        tenant_id: tenant,
+        name: "files".into(),
+        url: url.into(),
+        description: None,
+        transport: "HTTP".into(),
+        status: "PENDING".into(),
+        credential_ref: Some("env://FILES_TOKEN".into()),
+        metadata: DbJson(json!({"team": "data"})),
+        created_by: "founder".into(),
+        created_at: DbTime::now(),
+        updated_at: DbTime::now(),
+    }
+}
+
+fn new_tool(tenant: DbUuid, server: DbUuid, name: &str) -> NewMcpTool {
+    NewMcpTool {
+        id: DbUuid::new_v7(),
+        tenant_id: tenant,
+        server_id: server,
+        name: name.into(),
+        title: None,
+        description: Some("reads".into()),
+        input_schema: DbJson(json!({"type": "object"})),
+        output_schema: None,
+        annotations: Some(DbJson(json!({"readOnlyHint": true}))),
+        risk_level: "LOW".into(),
+        risk_source: "auto".into(),
+        risk_reasons: DbJson(json!(["name: read"])),
+        flags: DbJson(json!([])),
+        enabled: true,
+        requires_approval: false,
+        available: true,
+        tool_hash: "h".into(),
+        discovered_at: DbTime::now(),
+        updated_at: DbTime::now(),
+    }
+}
+
+async fn mcp_servers_survive_a_reopen_and_stay_in_their_tenant(db: &Database) {
+    let a = insert(db, new_tenant("a", DbTime::now())).await.unwrap();
+    let b = insert(db, new_tenant("b", DbTime::now())).await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let stored = mcp::insert_server(&mut conn, &new_server(a.id, "https://files.example/mcp"))
+        .await
+        .unwrap();
+    drop(conn);
+
+    // A fresh handle on the same database (a restarted process) sees the same row.
+    let reopened = Database::connect(db.options().clone()).await.unwrap();
+    let mut conn = reopened.conn().await.unwrap();
+    let listed = mcp::list_servers(&mut conn, a.id, false, None, 10).await.unwrap();
+    assert_eq!(listed, vec![stored.clone()]);
+    assert_eq!(listed[0].credential_ref.as_deref(), Some("env://FILES_TOKEN"));
+    assert!(
+        mcp::list_servers(&mut conn, b.id, true, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        mcp::get_server(&mut conn, b.id, stored.id).await,
+        Err(DriverError::NotFound)
+    ));
+    let changes = McpServerChanges {
+        name: Some("stolen".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        mcp::update_server(&mut conn, b.id, stored.id, &changes).await,
+        Err(DriverError::NotFound)
+    ));
+    assert!(matches!(
+        mcp::soft_delete_server(&mut conn, b.id, stored.id, DbTime::now()).await,
+        Err(DriverError::NotFound)
+    ));
+    assert_eq!(mcp::get_server(&mut conn, a.id, stored.id).await.unwrap().name, "files");
+}
+
+async fn mcp_soft_delete_hides_but_keeps_and_frees_the_url(db: &Database) {
+    let a = insert(db, new_tenant("a", DbTime::now())).await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let url = "https://files.example/mcp";
+    let first = mcp::insert_server(&mut conn, &new_server(a.id, url)).await.unwrap();
+    let dup = mcp::insert_server(&mut conn, &new_server(a.id, url)).await.unwrap_err();
+    assert!(matches!(dup, DriverError::Conflict(_)), "{dup:?}");
+
+    let deleted = mcp::soft_delete_server(&mut conn, a.id, first.id, DbTime::now())
+        .await
+        .unwrap();
+    assert_eq!(deleted.status, "DELETED");
+    assert!(deleted.deleted_at.is_some());
+    assert!(
+        mcp::list_servers(&mut conn, a.id, false, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(mcp::count_servers(&mut conn, a.id, false).await.unwrap(), 0);
+    assert_eq!(
+        mcp::list_servers(&mut conn, a.id, true, None, 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        mcp::get_server(&mut conn, a.id, first.id).await.unwrap().status,
+        "DELETED"
+    );
+    assert!(
+        mcp::get_live_server_by_url(&mut conn, a.id, url)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The URL is free again.
+    let second = mcp::insert_server(&mut conn, &new_server(a.id, url)).await.unwrap();
+    assert_eq!(
+        mcp::get_live_server_by_url(&mut conn, a.id, url)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        second.id
+    );
+}
+
+async fn mcp_tools_are_unique_per_server_and_invocations_newest_first(db: &Database) {
+    let a = insert(db, new_tenant("a", DbTime::now())).await.unwrap();
+    let b = insert(db, new_tenant("b", DbTime::now())).await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let server = mcp::insert_server(&mut conn, &new_server(a.id, "https://x/mcp"))
+        .await
+        .unwrap();
+    let tool = mcp::insert_tool(&mut conn, &new_tool(a.id, server.id, "read_file"))
+        .await
+        .unwrap();
+    assert!(tool.enabled && tool.available && !tool.requires_approval);
+    let dup = mcp::insert_tool(&mut conn, &new_tool(a.id, server.id, "read_file"))
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, DriverError::Conflict(_)), "{dup:?}");
+    mcp::insert_tool(&mut conn, &new_tool(a.id, server.id, "delete_file"))
+        .await
+        .unwrap();
+    let names: Vec<_> = mcp::tools_of_server(&mut conn, a.id, server.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["delete_file", "read_file"]);
+    assert!(
+        mcp::tools_of_server(&mut conn, b.id, server.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        mcp::get_tool(&mut conn, b.id, server.id, tool.id).await,
+        Err(DriverError::NotFound)
+    ));
+
+    let base = datetime!(2026-01-01 00:00:00 UTC);
+    for i in 0..3 {
+        let row = McpInvocationRow {
+            id: DbUuid::new_v7(),
+            tenant_id: a.id,
+            server_id: server.id,
+            tool_id: tool.id,
+            run_id: Some(format!("run-{i}")),
+            step_index: Some(i),
+            actor_id: None,
+            actor_type: "machine".into(),
+            trace_id: None,
+            status: "SUCCESS".into(),
+            error_code: None,
+            error_message: None,
+            policy_decision: None,
+            policy_decision_id: None,
+            input_hash: "in".into(),
+            output_hash: Some("out".into()),
+            invoked_at: DbTime::from(base + time::Duration::seconds(i64::from(i))),
+            completed_at: None,
+            duration_ms: Some(5),
+        };
+        mcp::insert_invocation(&mut conn, &row).await.unwrap();
+    }
+    let newest: Vec<_> = mcp::invocations_of_server(&mut conn, a.id, server.id, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id.unwrap())
+        .collect();
+    assert_eq!(newest, ["run-2", "run-1"]);
+    assert!(
+        mcp::invocations_of_server(&mut conn, b.id, server.id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn mcp_health_scan_orders_by_last_check(db: &Database) {
+    let a = insert(db, new_tenant("a", DbTime::now())).await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let base = datetime!(2026-01-01 00:00:00 UTC);
+    let mut ids = Vec::new();
+    for (i, checked) in [(0, Some(30)), (1, None), (2, Some(10)), (3, Some(500))] {
+        let server = mcp::insert_server(&mut conn, &new_server(a.id, &format!("https://s{i}/mcp")))
+            .await
+            .unwrap();
+        let changes = McpServerChanges {
+            status: Some("ACTIVE".into()),
+            last_health_check_at: Some(checked.map(|s| DbTime::from(base + time::Duration::seconds(s)))),
+            ..Default::default()
+        };
+        mcp::update_server(&mut conn, a.id, server.id, &changes).await.unwrap();
+        ids.push(server.id);
+    }
+    let pending = mcp::insert_server(&mut conn, &new_server(a.id, "https://pending/mcp"))
+        .await
+        .unwrap();
+    let due = mcp::servers_due_for_health(&mut conn, DbTime::from(base + time::Duration::seconds(100)), 10)
+        .await
+        .unwrap();
+    let due: Vec<_> = due.into_iter().map(|s| s.id).collect();
+    // Never-checked first on both backends (NULLs sort first ascending on SQLite, last on
+    // PostgreSQL), so compare as sets plus the order of the checked ones.
+    assert_eq!(due.len(), 3);
+    assert!(due.contains(&ids[1]));
+    assert!(!due.contains(&ids[3]) && !due.contains(&pending.id));
+    let checked: Vec<_> = due.iter().filter(|id| **id != ids[1]).collect();
+    assert_eq!(checked, [&ids[2], &ids[0]]);
 }

@@ -13,6 +13,7 @@
 //! SQLite).
 
 pub mod api_key;
+pub mod mcp;
 pub mod schema;
 pub mod sql_types;
 pub mod tenant;

@@ -43,5 +43,91 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{Json, UtcTimestamp, Uuid};
+
+    mcp_servers (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        name -> Text,
+        url -> Text,
+        description -> Nullable<Text>,
+        transport -> Text,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        protocol_version -> Nullable<Text>,
+        capabilities -> Nullable<Json>,
+        capabilities_hash -> Nullable<Text>,
+        credential_ref -> Nullable<Text>,
+        metadata -> Json,
+        created_by -> Text,
+        created_at -> UtcTimestamp,
+        updated_at -> UtcTimestamp,
+        discovered_at -> Nullable<UtcTimestamp>,
+        last_health_check_at -> Nullable<UtcTimestamp>,
+        last_latency_ms -> Nullable<BigInt>,
+        consecutive_failures -> Integer,
+        deleted_at -> Nullable<UtcTimestamp>,
+        tool_count -> Integer,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{Json, UtcTimestamp, Uuid};
+
+    mcp_tools (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        server_id -> Uuid,
+        name -> Text,
+        title -> Nullable<Text>,
+        description -> Nullable<Text>,
+        input_schema -> Json,
+        output_schema -> Nullable<Json>,
+        annotations -> Nullable<Json>,
+        risk_level -> Text,
+        risk_source -> Text,
+        risk_reasons -> Json,
+        flags -> Json,
+        enabled -> Bool,
+        requires_approval -> Bool,
+        available -> Bool,
+        tool_hash -> Text,
+        discovered_at -> UtcTimestamp,
+        updated_at -> UtcTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{UtcTimestamp, Uuid};
+
+    mcp_tool_invocations (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        server_id -> Uuid,
+        tool_id -> Uuid,
+        run_id -> Nullable<Text>,
+        step_index -> Nullable<Integer>,
+        actor_id -> Nullable<Text>,
+        actor_type -> Text,
+        trace_id -> Nullable<Text>,
+        status -> Text,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        policy_decision -> Nullable<Text>,
+        policy_decision_id -> Nullable<Text>,
+        input_hash -> Text,
+        output_hash -> Nullable<Text>,
+        invoked_at -> UtcTimestamp,
+        completed_at -> Nullable<UtcTimestamp>,
+        duration_ms -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
-diesel::allow_tables_to_appear_in_same_query!(api_keys, tenants);
+diesel::joinable!(mcp_servers -> tenants (tenant_id));
+diesel::joinable!(mcp_tools -> mcp_servers (server_id));
+diesel::allow_tables_to_appear_in_same_query!(api_keys, tenants, mcp_servers, mcp_tools, mcp_tool_invocations);

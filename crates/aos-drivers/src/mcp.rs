@@ -1,0 +1,242 @@
+//! MCP registry CRUD (INV-2: deterministic database operations only — no HTTP, no MCP
+//! protocol, no health checks). Every query filters by `tenant_id`, except
+//! [`servers_due_for_health`], which serves the platform's health scheduler.
+
+use aos_models::mcp::{
+    McpInvocationRow, McpServerChanges, McpServerRow, McpToolChanges, McpToolRow, NewMcpServer, NewMcpTool,
+    ServerStatus,
+};
+use aos_models::schema::{mcp_servers, mcp_tool_invocations, mcp_tools};
+use aos_models::{DbTime, DbUuid};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::Conn;
+use crate::error::DriverResult;
+
+// ---- servers -------------------------------------------------------------------------
+
+pub async fn insert_server(conn: &mut Conn, new: &NewMcpServer) -> DriverResult<McpServerRow> {
+    let row = on_backend!(conn, |c| diesel::insert_into(mcp_servers::table)
+        .values(new)
+        .returning(McpServerRow::as_returning())
+        .get_result(c)
+        .await)?;
+    Ok(row)
+}
+
+/// A server of `tenant_id`, deleted or not (deleted servers stay readable for audit).
+pub async fn get_server(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult<McpServerRow> {
+    let row = on_backend!(conn, |c| mcp_servers::table
+        .filter(mcp_servers::tenant_id.eq(tenant_id))
+        .find(id)
+        .select(McpServerRow::as_select())
+        .first(c)
+        .await)?;
+    Ok(row)
+}
+
+/// The live (not deleted) server of `tenant_id` registered at `url`, if any.
+pub async fn get_live_server_by_url(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    url: &str,
+) -> DriverResult<Option<McpServerRow>> {
+    let row = on_backend!(conn, |c| mcp_servers::table
+        .filter(mcp_servers::tenant_id.eq(tenant_id))
+        .filter(mcp_servers::url.eq(url))
+        .filter(mcp_servers::deleted_at.is_null())
+        .select(McpServerRow::as_select())
+        .first(c)
+        .await
+        .optional())?;
+    Ok(row)
+}
+
+/// A page of `tenant_id`'s servers in registration order; deleted ones only if asked.
+pub async fn list_servers(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    include_deleted: bool,
+    after: Option<(DbTime, DbUuid)>,
+    limit: i64,
+) -> DriverResult<Vec<McpServerRow>> {
+    let rows = on_backend!(conn, |c| {
+        let mut query = mcp_servers::table
+            .filter(mcp_servers::tenant_id.eq(tenant_id))
+            .select(McpServerRow::as_select())
+            .order((mcp_servers::created_at.asc(), mcp_servers::id.asc()))
+            .limit(limit)
+            .into_boxed();
+        if !include_deleted {
+            query = query.filter(mcp_servers::deleted_at.is_null());
+        }
+        if let Some((at, id)) = after {
+            query = query.filter(
+                mcp_servers::created_at
+                    .gt(at)
+                    .or(mcp_servers::created_at.eq(at).and(mcp_servers::id.gt(id))),
+            );
+        }
+        query.load(c).await
+    })?;
+    Ok(rows)
+}
+
+pub async fn count_servers(conn: &mut Conn, tenant_id: DbUuid, include_deleted: bool) -> DriverResult<i64> {
+    let n = on_backend!(conn, |c| {
+        let mut query = mcp_servers::table
+            .filter(mcp_servers::tenant_id.eq(tenant_id))
+            .count()
+            .into_boxed();
+        if !include_deleted {
+            query = query.filter(mcp_servers::deleted_at.is_null());
+        }
+        query.get_result(c).await
+    })?;
+    Ok(n)
+}
+
+pub async fn update_server(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    id: DbUuid,
+    changes: &McpServerChanges,
+) -> DriverResult<McpServerRow> {
+    let row = on_backend!(conn, |c| diesel::update(
+        mcp_servers::table
+            .filter(mcp_servers::tenant_id.eq(tenant_id))
+            .filter(mcp_servers::id.eq(id))
+    )
+    .set(changes)
+    .returning(McpServerRow::as_returning())
+    .get_result(c)
+    .await)?;
+    Ok(row)
+}
+
+/// Marks a server DELETED (soft): hidden from lists, still readable by id.
+pub async fn soft_delete_server(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    id: DbUuid,
+    at: DbTime,
+) -> DriverResult<McpServerRow> {
+    let changes = McpServerChanges {
+        status: Some(ServerStatus::Deleted.as_str().to_owned()),
+        deleted_at: Some(Some(at)),
+        updated_at: Some(at),
+        ..McpServerChanges::default()
+    };
+    update_server(conn, tenant_id, id, &changes).await
+}
+
+/// Live servers of every tenant not health-checked since `before`, least recently
+/// checked first (the platform health scheduler; not tenant-scoped by design).
+pub async fn servers_due_for_health(conn: &mut Conn, before: DbTime, limit: i64) -> DriverResult<Vec<McpServerRow>> {
+    let rows = on_backend!(conn, |c| mcp_servers::table
+        .filter(mcp_servers::deleted_at.is_null())
+        .filter(mcp_servers::status.ne(ServerStatus::Pending.as_str()))
+        .filter(
+            mcp_servers::last_health_check_at
+                .is_null()
+                .or(mcp_servers::last_health_check_at.lt(before))
+        )
+        .order((mcp_servers::last_health_check_at.asc(), mcp_servers::id.asc()))
+        .limit(limit)
+        .select(McpServerRow::as_select())
+        .load(c)
+        .await)?;
+    Ok(rows)
+}
+
+// ---- tools ---------------------------------------------------------------------------
+
+pub async fn insert_tool(conn: &mut Conn, new: &NewMcpTool) -> DriverResult<McpToolRow> {
+    let row = on_backend!(conn, |c| diesel::insert_into(mcp_tools::table)
+        .values(new)
+        .returning(McpToolRow::as_returning())
+        .get_result(c)
+        .await)?;
+    Ok(row)
+}
+
+/// Every tool of a server, available or not, by name.
+pub async fn tools_of_server(conn: &mut Conn, tenant_id: DbUuid, server_id: DbUuid) -> DriverResult<Vec<McpToolRow>> {
+    let rows = on_backend!(conn, |c| mcp_tools::table
+        .filter(mcp_tools::tenant_id.eq(tenant_id))
+        .filter(mcp_tools::server_id.eq(server_id))
+        .order(mcp_tools::name.asc())
+        .select(McpToolRow::as_select())
+        .load(c)
+        .await)?;
+    Ok(rows)
+}
+
+pub async fn get_tool(conn: &mut Conn, tenant_id: DbUuid, server_id: DbUuid, id: DbUuid) -> DriverResult<McpToolRow> {
+    let row = on_backend!(conn, |c| mcp_tools::table
+        .filter(mcp_tools::tenant_id.eq(tenant_id))
+        .filter(mcp_tools::server_id.eq(server_id))
+        .find(id)
+        .select(McpToolRow::as_select())
+        .first(c)
+        .await)?;
+    Ok(row)
+}
+
+pub async fn update_tool(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    id: DbUuid,
+    changes: &McpToolChanges,
+) -> DriverResult<McpToolRow> {
+    let row = on_backend!(conn, |c| diesel::update(
+        mcp_tools::table
+            .filter(mcp_tools::tenant_id.eq(tenant_id))
+            .filter(mcp_tools::id.eq(id))
+    )
+    .set(changes)
+    .returning(McpToolRow::as_returning())
+    .get_result(c)
+    .await)?;
+    Ok(row)
+}
+
+// ---- invocations (append-only) ---------------------------------------------------------
+
+pub async fn insert_invocation(conn: &mut Conn, row: &McpInvocationRow) -> DriverResult<McpInvocationRow> {
+    let row = on_backend!(conn, |c| diesel::insert_into(mcp_tool_invocations::table)
+        .values(row)
+        .returning(McpInvocationRow::as_returning())
+        .get_result(c)
+        .await)?;
+    Ok(row)
+}
+
+/// The newest invocations of a server first.
+pub async fn invocations_of_server(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    server_id: DbUuid,
+    limit: i64,
+) -> DriverResult<Vec<McpInvocationRow>> {
+    let rows = on_backend!(conn, |c| mcp_tool_invocations::table
+        .filter(mcp_tool_invocations::tenant_id.eq(tenant_id))
+        .filter(mcp_tool_invocations::server_id.eq(server_id))
+        .order((mcp_tool_invocations::invoked_at.desc(), mcp_tool_invocations::id.desc()))
+        .limit(limit)
+        .select(McpInvocationRow::as_select())
+        .load(c)
+        .await)?;
+    Ok(rows)
+}
+
+pub async fn get_invocation(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult<McpInvocationRow> {
+    let row = on_backend!(conn, |c| mcp_tool_invocations::table
+        .filter(mcp_tool_invocations::tenant_id.eq(tenant_id))
+        .find(id)
+        .select(McpInvocationRow::as_select())
+        .first(c)
+        .await)?;
+    Ok(row)
+}
