@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod mcp;
 pub mod system;
 pub mod tenants;
 

@@ -1,0 +1,5 @@
+//! MCP: the registry of customer MCP servers (discovery, health, tool governance) and the
+//! protocol client that reaches them.
+
+pub mod hash;
+pub mod risk;
