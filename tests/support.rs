@@ -135,7 +135,16 @@ pub async fn spawn_replicas(backend: Backend, n: usize) -> Vec<TestApp> {
     apps
 }
 
+/// reqwest is built without a default TLS provider (see the workspace manifest).
+pub fn ensure_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 async fn serve(db: Arc<TestDatabase>, api: ApiConfig, auth: AuthConfig) -> TestApp {
+    ensure_crypto_provider();
     let database = DatabaseConfig {
         url: Some(db.url()),
         ..DatabaseConfig::default()

@@ -185,6 +185,7 @@ impl JwtVerifier {
             return Err("auth.jwt: set exactly one of jwks_url, public_key_pem, public_key_file".into());
         }
         let keys = if let Some(raw) = &settings.jwks_url {
+            crate::outbound::ensure_crypto_provider();
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .redirect(reqwest::redirect::Policy::none())

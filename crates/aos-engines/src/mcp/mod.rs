@@ -1,5 +1,6 @@
 //! MCP: the registry of customer MCP servers (discovery, health, tool governance) and the
 //! protocol client that reaches them.
 
+pub mod credentials;
 pub mod hash;
 pub mod risk;
