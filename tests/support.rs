@@ -10,7 +10,7 @@ use actix_web::HttpServer;
 use actix_web::dev::ServerHandle;
 use aos_api::ApiConfig;
 use aos_drivers::testing::TestDatabase;
-use aos_spine::{AuthConfig, DatabaseConfig, Spine};
+use aos_spine::{AuthConfig, DatabaseConfig, McpSettings, Spine, SpineConfig};
 use secrecy::SecretString;
 
 pub use aos_drivers::Backend;
@@ -116,13 +116,29 @@ pub fn test_auth() -> AuthConfig {
 
 pub async fn spawn_with(backend: Backend, api: ApiConfig) -> TestApp {
     let db = Arc::new(aos_drivers::testing::database(backend).await);
-    serve(db, api, test_auth()).await
+    serve(db, api, test_auth(), test_mcp()).await
+}
+
+/// MCP settings for tests: loopback is allowlisted (real servers run on 127.0.0.1), health
+/// checks are left to the tests (no scheduler), timeouts are short.
+pub fn test_mcp() -> McpSettings {
+    let mut mcp = McpSettings::default();
+    mcp.outbound.allow_hosts = vec!["127.0.0.1".into(), "localhost".into()];
+    mcp.health_interval_secs = 0;
+    mcp.request_timeout_ms = 5_000;
+    mcp
+}
+
+/// Starts AOS with its own MCP configuration.
+pub async fn spawn_with_mcp(backend: Backend, mcp: McpSettings) -> TestApp {
+    let db = Arc::new(aos_drivers::testing::database(backend).await);
+    serve(db, ApiConfig::default(), test_auth(), mcp).await
 }
 
 /// Starts AOS with its own auth configuration (e.g. with `[auth.jwt]`).
 pub async fn spawn_with_auth(backend: Backend, auth: AuthConfig) -> TestApp {
     let db = Arc::new(aos_drivers::testing::database(backend).await);
-    serve(db, ApiConfig::default(), auth).await
+    serve(db, ApiConfig::default(), auth, test_mcp()).await
 }
 
 /// `n` independent servers ("replicas") sharing one database.
@@ -130,7 +146,7 @@ pub async fn spawn_replicas(backend: Backend, n: usize) -> Vec<TestApp> {
     let db = Arc::new(aos_drivers::testing::database(backend).await);
     let mut apps = Vec::with_capacity(n);
     for _ in 0..n {
-        apps.push(serve(Arc::clone(&db), ApiConfig::default(), test_auth()).await);
+        apps.push(serve(Arc::clone(&db), ApiConfig::default(), test_auth(), test_mcp()).await);
     }
     apps
 }
@@ -143,13 +159,15 @@ pub fn ensure_crypto_provider() {
     });
 }
 
-async fn serve(db: Arc<TestDatabase>, api: ApiConfig, auth: AuthConfig) -> TestApp {
+async fn serve(db: Arc<TestDatabase>, api: ApiConfig, auth: AuthConfig, mcp: McpSettings) -> TestApp {
     ensure_crypto_provider();
     let database = DatabaseConfig {
         url: Some(db.url()),
         ..DatabaseConfig::default()
     };
-    let spine = Spine::open(&database, &auth).await.expect("open the spine");
+    let spine = Spine::open(&SpineConfig { database, auth, mcp })
+        .await
+        .expect("open the spine");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let port = listener.local_addr().expect("local address").port();
     let server = HttpServer::new(move || aos_api::app(spine.clone(), api.clone()))

@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use aos_api::ApiConfig;
-use aos_spine::{AuthConfig, ConfigError, DatabaseConfig};
+use aos_spine::{AuthConfig, ConfigError, DatabaseConfig, McpSettings, SpineConfig};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 /// The top-level sections; an `AOS_` variable outside them is not configuration.
-const SECTIONS: [&str; 5] = ["server", "http", "database", "auth", "log"];
+const SECTIONS: [&str; 6] = ["server", "http", "database", "auth", "mcp", "log"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -21,6 +21,7 @@ pub struct Config {
     pub http: ApiConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
+    pub mcp: McpSettings,
     pub log: LogConfig,
 }
 
@@ -130,11 +131,19 @@ impl Config {
         self.http
             .validate()
             .map_err(|(key, message)| ConfigError::new(key, message))?;
-        self.database.validate()?;
-        self.auth.validate()?;
+        self.spine().validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| ConfigError::new("log.filter", e.to_string()))?;
         Ok(())
+    }
+
+    /// The spine's part of the configuration.
+    pub fn spine(&self) -> SpineConfig {
+        SpineConfig {
+            database: self.database.clone(),
+            auth: self.auth.clone(),
+            mcp: self.mcp.clone(),
+        }
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {

@@ -108,9 +108,7 @@ fn init_tracing(config: &Config) {
 
 async fn open(config: &Config) -> anyhow::Result<Spine> {
     tracing::info!(backend = config.database.backend_name(), url = %config.database.redacted_url(), "opening database");
-    Spine::open(&config.database, &config.auth)
-        .await
-        .context("starting the spine")
+    Spine::open(&config.spine()).await.context("starting the spine")
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

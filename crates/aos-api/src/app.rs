@@ -48,6 +48,21 @@ where
                 .service(routes::api_keys::admin_revoke),
         )
         .service(
+            utoipa_actix_web::scope("/api/v1/integrations/mcp-servers")
+                .service(routes::mcp_servers::register)
+                .service(routes::mcp_servers::list)
+                .service(routes::mcp_servers::get)
+                .service(routes::mcp_servers::delete_server)
+                .service(routes::mcp_servers::discover)
+                .service(routes::mcp_servers::health)
+                .service(routes::mcp_servers::tools)
+                .service(routes::mcp_servers::tool)
+                .service(routes::mcp_servers::enable_tool)
+                .service(routes::mcp_servers::disable_tool)
+                .service(routes::mcp_servers::set_tool_risk)
+                .service(routes::mcp_servers::invocations),
+        )
+        .service(
             utoipa_actix_web::scope("/api/v1")
                 .service(routes::session::context)
                 .service(routes::api_keys::create)

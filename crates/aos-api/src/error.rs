@@ -54,6 +54,7 @@ impl ApiError {
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::UpstreamError => StatusCode::BAD_GATEWAY,
             ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -71,6 +72,7 @@ impl ApiError {
             415 => ErrorCode::UnsupportedMediaType,
             422 => ErrorCode::ValidationFailed,
             429 => ErrorCode::RateLimited,
+            502 | 504 => ErrorCode::UpstreamError,
             503 => ErrorCode::ServiceUnavailable,
             400..=499 => ErrorCode::BadRequest,
             _ => ErrorCode::Internal,

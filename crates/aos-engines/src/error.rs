@@ -30,6 +30,9 @@ pub enum EngineError {
     /// Too many failed attempts; retry after this many seconds.
     #[error("too many failed attempts; retry in {0}s")]
     RateLimited(u64),
+    /// A customer's upstream (an MCP server) failed or misbehaved.
+    #[error("upstream: {0}")]
+    Upstream(String),
     /// A dependency is down; retry later.
     #[error("unavailable: {0}")]
     Unavailable(String),

@@ -33,6 +33,8 @@ pub enum ErrorCode {
     Conflict,
     /// Too many requests; retry after the `Retry-After` header.
     RateLimited,
+    /// A customer's upstream (an MCP server) failed, timed out or answered garbage.
+    UpstreamError,
     /// A dependency (the database) is unavailable; retry later.
     ServiceUnavailable,
     /// A bug or an unexpected failure; the request id finds it in the logs.
@@ -55,6 +57,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
             Self::RateLimited => "rate_limited",
+            Self::UpstreamError => "upstream_error",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal",
         }
@@ -105,6 +108,7 @@ mod tests {
             ErrorCode::MethodNotAllowed,
             ErrorCode::Conflict,
             ErrorCode::RateLimited,
+            ErrorCode::UpstreamError,
             ErrorCode::ServiceUnavailable,
             ErrorCode::Internal,
         ] {

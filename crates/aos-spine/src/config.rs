@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aos_engines::auth::{JwtSettings, JwtVerifier};
+pub use aos_engines::mcp::client::McpSettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -184,6 +185,31 @@ impl AuthConfig {
                 Some((key, rest)) => ConfigError::new(key, rest),
                 None => ConfigError::new("auth.jwt", message),
             })?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything the spine needs to start.
+#[derive(Debug, Clone, Default)]
+pub struct SpineConfig {
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub mcp: McpSettings,
+}
+
+impl SpineConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.database.validate()?;
+        self.auth.validate()?;
+        aos_engines::mcp::client::McpRuntime::new(self.mcp.clone()).map_err(|message| {
+            match message.split_once(": ") {
+                Some((key, rest)) => ConfigError::new(key, rest),
+                None => ConfigError::new("mcp", message),
+            }
+        })?;
+        if self.mcp.health_concurrency == 0 {
+            return Err(ConfigError::new("mcp.health_concurrency", "must be at least 1"));
         }
         Ok(())
     }

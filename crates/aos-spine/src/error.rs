@@ -70,6 +70,7 @@ impl From<EngineError> for SpineError {
                     format!("too many failed attempts; retry in {secs}s"),
                 )
             },
+            EngineError::Upstream(detail) => Self::new(ErrorCode::UpstreamError, detail),
             EngineError::Unavailable(detail) => {
                 tracing::warn!(%detail, "dependency unavailable");
                 Self::new(

@@ -21,8 +21,8 @@ pub mod ops;
 mod spine;
 
 pub use aos_engines::auth::Scope;
-pub use config::{AuthConfig, ConfigError, DatabaseConfig};
+pub use config::{AuthConfig, ConfigError, DatabaseConfig, McpSettings, SpineConfig};
 pub use context::AuthContext;
 pub use error::{SpineError, SpineResult};
-pub use op::{Mode, Operation, OperationContext};
+pub use op::{Mode, Operation, OperationContext, Workflow, WorkflowContext};
 pub use spine::{Backend, Spine};

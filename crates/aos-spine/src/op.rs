@@ -3,9 +3,13 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use aos_drivers::Conn;
+use std::sync::Arc;
 
-use crate::error::SpineError;
+use aos_drivers::{Conn, TxFuture, TxMode};
+use aos_engines::mcp::client::McpRuntime;
+
+use crate::error::{SpineError, SpineResult};
+use crate::spine::Shared;
 
 /// How an operation touches the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,4 +37,46 @@ pub trait Operation: Send + 'static {
     type Output: Send + 'static;
 
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output>;
+}
+
+/// A named multi-step task: reads and writes in separate transactions, with work that must
+/// not hold a transaction in between (calls to customer servers). Like an operation it
+/// runs to completion in its own task.
+pub trait Workflow: Send + 'static {
+    /// `domain.verb`.
+    const NAME: &'static str;
+    type Output: Send + 'static;
+
+    fn run(self, cx: WorkflowContext) -> OpFuture<'static, Self::Output>;
+}
+
+/// What a workflow receives: short transactions on demand, and the engines' state.
+#[derive(Clone)]
+pub struct WorkflowContext {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl WorkflowContext {
+    pub fn mcp(&self) -> &Arc<McpRuntime> {
+        &self.shared.mcp
+    }
+
+    /// Runs `body` on a pooled connection, no transaction.
+    pub async fn read<T, F>(&self, body: F) -> SpineResult<T>
+    where
+        F: for<'c> FnOnce(&'c mut Conn) -> TxFuture<'c, SpineResult<T>> + Send,
+        T: Send,
+    {
+        let mut conn = self.shared.db.conn().await?;
+        body(&mut conn).await
+    }
+
+    /// Runs `body` in one write transaction.
+    pub async fn write<T, F>(&self, body: F) -> SpineResult<T>
+    where
+        F: for<'c> FnOnce(&'c mut Conn) -> TxFuture<'c, SpineResult<T>> + Send,
+        T: Send,
+    {
+        self.shared.db.transaction(TxMode::Write, body).await
+    }
 }

@@ -7,16 +7,18 @@ use std::time::Duration;
 
 use aos_drivers::{Database, TxMode};
 use aos_engines::auth::{AuthSettings, Authenticator, JwtVerifier, OperatorToken, cache};
+use aos_engines::mcp::client::McpRuntime;
+use aos_engines::mcp::registry as mcp_registry;
 use aos_schemas::ErrorCode;
 use aos_schemas::system::{Readiness, ReadinessCheck};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::config::{AuthConfig, DatabaseConfig};
+use crate::config::SpineConfig;
 use crate::context::AuthContext;
 use crate::error::{SpineError, SpineResult};
-use crate::op::{Mode, Operation, OperationContext};
+use crate::op::{Mode, Operation, OperationContext, Workflow, WorkflowContext};
 
 pub use aos_drivers::Backend;
 
@@ -24,7 +26,8 @@ pub use aos_drivers::Backend;
 pub(crate) struct Shared {
     pub(crate) db: Database,
     pub(crate) auth: Arc<Authenticator>,
-    /// Stops the credential-epoch poller when the last handle goes.
+    pub(crate) mcp: Arc<McpRuntime>,
+    /// Stops the background loops (credential epoch, health checks) when the last handle goes.
     _poller: DropGuard,
     /// The runtime that opened the spine: operations run here, not on the (per-worker,
     /// shorter-lived) runtime of whoever called them.
@@ -59,6 +62,63 @@ pub enum StartError {
     OperatorToken(String),
     #[error("{0}")]
     Jwt(String),
+    #[error("{0}")]
+    Mcp(String),
+}
+
+/// Health-checks every live MCP server about every `mcp.health_interval_secs`: the least
+/// recently checked first, starts spread over the interval, at most
+/// `mcp.health_concurrency` at once.
+async fn schedule_health_checks(db: Database, mcp: Arc<McpRuntime>, stop: CancellationToken) {
+    let interval = Duration::from_secs(mcp.settings.health_interval_secs.max(1));
+    let permits = Arc::new(tokio::sync::Semaphore::new(mcp.settings.health_concurrency.max(1)));
+    let tick = (interval / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        let due = match db.conn().await {
+            Ok(mut conn) => mcp_registry::due_for_health(&mut conn, interval, 100).await,
+            Err(e) => Err(e.into()),
+        };
+        let due = match due {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list servers due for a health check");
+                continue;
+            }
+        };
+        let spacing = (tick / u32::try_from(due.len().max(1)).unwrap_or(u32::MAX)).min(Duration::from_secs(1));
+        for server in due {
+            if stop.is_cancelled() {
+                return;
+            }
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                return;
+            };
+            let (db, mcp) = (db.clone(), Arc::clone(&mcp));
+            tokio::spawn(async move {
+                let _permit = permit;
+                let Ok(target) = mcp_registry::target(&server) else {
+                    return;
+                };
+                let probe = mcp_registry::probe(&mcp, &target).await;
+                let (tenant, id) = (server.tenant_id.into(), server.id.into());
+                let settings = mcp.settings.clone();
+                let result = db
+                    .transaction(TxMode::Write, move |conn| {
+                        Box::pin(async move { mcp_registry::apply_probe(conn, &settings, tenant, id, &probe).await })
+                    })
+                    .await;
+                match result {
+                    Ok(updated) => tracing::debug!(server_id = %updated.id, status = %updated.status, "health checked"),
+                    Err(error) => tracing::warn!(server_id = %server.id, %error, "health check not recorded"),
+                }
+            });
+            tokio::time::sleep(spacing).await;
+        }
+    }
 }
 
 /// Keeps this replica's credential cache in step with the database: when the epoch moves
@@ -97,9 +157,10 @@ async fn poll_credential_epoch(db: Database, auth: Arc<Authenticator>, every: Du
 
 impl Spine {
     /// Opens the database and loads credentials. Does not migrate: see [`Spine::migrate`].
-    pub async fn open(database: &DatabaseConfig, auth_config: &AuthConfig) -> Result<Self, StartError> {
-        database.validate()?;
-        auth_config.validate()?;
+    pub async fn open(config: &SpineConfig) -> Result<Self, StartError> {
+        config.validate()?;
+        let (database, auth_config) = (&config.database, &config.auth);
+        let mcp = Arc::new(McpRuntime::new(config.mcp.clone()).map_err(StartError::Mcp)?);
         let operator = match &auth_config.operator_token {
             Some(token) => OperatorToken::new(token.clone()).map_err(|e| StartError::OperatorToken(e.to_string()))?,
             None => {
@@ -140,10 +201,14 @@ impl Spine {
             Duration::from_millis(auth_config.cache_poll_ms),
             stop.clone(),
         ));
+        if config.mcp.health_interval_secs > 0 {
+            tokio::spawn(schedule_health_checks(db.clone(), Arc::clone(&mcp), stop.clone()));
+        }
         Ok(Self {
             shared: Arc::new(Shared {
                 db,
                 auth,
+                mcp,
                 _poller: stop.drop_guard(),
                 runtime: tokio::runtime::Handle::current(),
                 tasks: TaskTracker::new(),
@@ -246,6 +311,25 @@ impl Spine {
             Ok(result) => result,
             Err(join) => {
                 tracing::error!(operation = O::NAME, error = %join, "operation task panicked or was cancelled");
+                Err(SpineError::internal())
+            }
+        }
+    }
+
+    /// Runs a workflow to completion in its own task (see [`Workflow`]).
+    pub async fn run<W: Workflow>(&self, workflow: W) -> SpineResult<W::Output> {
+        let cx = WorkflowContext {
+            shared: Arc::clone(&self.shared),
+        };
+        let span = tracing::info_span!("workflow", name = W::NAME);
+        let task = self
+            .shared
+            .tasks
+            .spawn_on(workflow.run(cx).instrument(span), &self.shared.runtime);
+        match task.await {
+            Ok(result) => result,
+            Err(join) => {
+                tracing::error!(workflow = W::NAME, error = %join, "workflow task panicked or was cancelled");
                 Err(SpineError::internal())
             }
         }

@@ -44,7 +44,13 @@ async fn spine_on(test_db: &TestDatabase) -> Spine {
         operator_token: Some(SecretString::from("test-operator-token-0123456789")),
         ..AuthConfig::default()
     };
-    Spine::open(&database, &auth).await.unwrap()
+    Spine::open(&aos_spine::SpineConfig {
+        database,
+        auth,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
 }
 
 async fn count(spine: &Spine) -> u64 {

@@ -2,5 +2,6 @@
 
 pub mod admin_tenants;
 pub mod api_keys;
+pub mod mcp_servers;
 pub mod session;
 pub mod system;

@@ -1,6 +1,9 @@
 //! MCP: the registry of customer MCP servers (discovery, health, tool governance) and the
 //! protocol client that reaches them.
 
+pub mod client;
 pub mod credentials;
 pub mod hash;
+pub mod registry;
 pub mod risk;
+pub mod sse;

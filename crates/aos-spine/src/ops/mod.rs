@@ -14,5 +14,6 @@
 
 pub mod api_keys;
 pub mod cursor;
+pub mod mcp;
 pub mod session;
 pub mod tenants;

@@ -1,0 +1,328 @@
+//! Reaching a registered MCP server through rmcp: Streamable HTTP (probing the stateless
+//! 2026-07-28 `server/discover` handshake first, falling back to `initialize`), the legacy
+//! HTTP+SSE transport ([`super::sse`]), and STDIO children from the operator's allowlist.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+pub use aos_models::mcp::Transport as TransportKind;
+use aos_models::mcp::Transport;
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, ClientRequest, Implementation, PaginatedRequestParams, PingRequest,
+    ProtocolVersion,
+};
+use rmcp::service::RunningService;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::credentials::{CredentialSettings, Credentials};
+use super::sse::LegacySseTransport;
+use crate::error::{EngineError, EngineResult};
+use crate::outbound::{Outbound, OutboundPolicy};
+
+/// An operator-approved command a tenant may register as a STDIO server
+/// (`url = "stdio://NAME"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdioCommand {
+    pub command: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The child's whole environment (nothing is inherited).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// `[mcp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpSettings {
+    pub outbound: OutboundPolicy,
+    pub credentials: CredentialSettings,
+    /// The STDIO allowlist, by name.
+    pub stdio: BTreeMap<String, StdioCommand>,
+    /// Budget for connecting plus one request, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Tools accepted from one server; more is an error.
+    pub max_tools: usize,
+    /// Health checks: every active server this often (0 disables the scheduler).
+    pub health_interval_secs: u64,
+    /// Health checks running at once.
+    pub health_concurrency: usize,
+    /// A check slower than this marks the server DEGRADED.
+    pub slow_ms: u64,
+    /// Consecutive failures before OFFLINE (fewer: DEGRADED).
+    pub offline_after_failures: i32,
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        Self {
+            outbound: OutboundPolicy::default(),
+            credentials: CredentialSettings::default(),
+            stdio: BTreeMap::new(),
+            request_timeout_ms: 15_000,
+            max_tools: 1_000,
+            health_interval_secs: 60,
+            health_concurrency: 4,
+            slow_ms: 2_000,
+            offline_after_failures: 3,
+        }
+    }
+}
+
+/// A tool as the server described it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedTool {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub input_schema: Value,
+    pub output_schema: Option<Value>,
+    pub annotations: Option<Value>,
+}
+
+/// What a handshake told us.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    pub protocol_version: String,
+    pub capabilities: Value,
+    /// True for the stateless (2026-07-28) era: no `ping`, no session.
+    pub stateless: bool,
+}
+
+/// An open connection to one server.
+pub struct Session {
+    service: RunningService<RoleClient, ClientConfig>,
+    pub handshake: Handshake,
+    timeout: Duration,
+}
+
+/// Where and how to reach a server.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub tenant_id: uuid::Uuid,
+    pub transport: Transport,
+    pub url: String,
+    pub credential_ref: Option<String>,
+}
+
+/// Engine state for MCP: the hardened client, credential resolution, settings.
+#[derive(Debug, Clone)]
+pub struct McpRuntime {
+    pub settings: McpSettings,
+    outbound: Outbound,
+    credentials: Credentials,
+}
+
+fn upstream(what: &str, err: impl std::fmt::Display) -> EngineError {
+    EngineError::Upstream(format!("{what}: {err}"))
+}
+
+fn client_config() -> ClientConfig {
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("aos", env!("CARGO_PKG_VERSION")),
+    )
+    .with_protocol_version(ProtocolVersion::V_2025_11_25)
+}
+
+impl McpRuntime {
+    pub fn new(settings: McpSettings) -> Result<Self, String> {
+        let outbound = Outbound::new(settings.outbound.clone()).map_err(|e| format!("mcp.outbound: {e}"))?;
+        let credentials = Credentials::new(settings.credentials.clone())?;
+        for (name, command) in &settings.stdio {
+            if command.command.trim().is_empty() {
+                return Err(format!("mcp.stdio.{name}.command: must not be empty"));
+            }
+        }
+        Ok(Self {
+            settings,
+            outbound,
+            credentials,
+        })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.settings.request_timeout_ms.max(100))
+    }
+
+    /// Validates a registration's transport and URL; returns the URL to store.
+    pub fn check_target(&self, transport: Transport, url: &str) -> EngineResult<String> {
+        match transport {
+            Transport::Http | Transport::Sse => self
+                .outbound
+                .check_url(url)
+                .map(|u| u.to_string())
+                .map_err(|e| EngineError::invalid("url", e.to_string())),
+            Transport::Stdio => {
+                let name = url
+                    .strip_prefix("stdio://")
+                    .ok_or_else(|| EngineError::invalid("url", "STDIO servers are registered as stdio://NAME"))?;
+                if self.settings.stdio.contains_key(name) {
+                    Ok(url.to_owned())
+                } else {
+                    Err(EngineError::invalid(
+                        "url",
+                        format!("{name:?} is not a STDIO command the operator allows (see mcp.stdio)"),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Connects and performs the handshake, within the request timeout.
+    pub async fn connect(&self, target: &Target) -> EngineResult<Session> {
+        let credential = match &target.credential_ref {
+            Some(reference) => Some(self.credentials.resolve(target.tenant_id, reference).await?),
+            None => None,
+        };
+        let timeout = self.timeout();
+        let started = Instant::now();
+        let service = tokio::time::timeout(timeout, self.open(target, credential, timeout))
+            .await
+            .map_err(|_| EngineError::Upstream(format!("no answer within {} ms", timeout.as_millis())))??;
+        let info = service
+            .peer_info()
+            .ok_or_else(|| EngineError::Upstream("the server sent no handshake".into()))?;
+        let protocol_version = info.protocol_version.to_string();
+        let capabilities = serde_json::to_value(&info.capabilities).unwrap_or(Value::Null);
+        let stateless = !info.protocol_version.has_initialize();
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, %protocol_version, "MCP handshake done");
+        Ok(Session {
+            service,
+            handshake: Handshake {
+                protocol_version,
+                capabilities,
+                stateless,
+            },
+            timeout,
+        })
+    }
+
+    async fn open(
+        &self,
+        target: &Target,
+        credential: Option<SecretString>,
+        timeout: Duration,
+    ) -> EngineResult<RunningService<RoleClient, ClientConfig>> {
+        match target.transport {
+            Transport::Http => {
+                let url = self.outbound.check_url(&target.url).map_err(|e| upstream("url", e))?;
+                let mut config =
+                    StreamableHttpClientTransportConfig::with_uri(url.to_string()).reinit_on_expired_session(false);
+                config.retry_config =
+                    std::sync::Arc::new(rmcp::transport::common::client_side_sse::NeverRetry::default());
+                if let Some(token) = &credential {
+                    config = config.auth_header(token.expose_secret().to_owned());
+                }
+                let transport = StreamableHttpClientTransport::with_client(self.outbound.client().clone(), config);
+                client_config()
+                    .serve_with_lifecycle(
+                        transport,
+                        ClientLifecycleMode::Auto {
+                            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                            legacy_version: Some(ProtocolVersion::V_2025_11_25),
+                        },
+                    )
+                    .await
+                    .map_err(|e| upstream("handshake", e))
+            }
+            Transport::Sse => {
+                let url = self.outbound.check_url(&target.url).map_err(|e| upstream("url", e))?;
+                let transport = LegacySseTransport::connect(self.outbound.client().clone(), url, credential, timeout)
+                    .await
+                    .map_err(|e| upstream("event stream", e))?;
+                client_config()
+                    .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
+                    .await
+                    .map_err(|e| upstream("handshake", e))
+            }
+            Transport::Stdio => {
+                let name = target.url.strip_prefix("stdio://").unwrap_or_default();
+                let command = self
+                    .settings
+                    .stdio
+                    .get(name)
+                    .ok_or_else(|| EngineError::Upstream(format!("STDIO command {name:?} is no longer allowed")))?;
+                let mut cmd = tokio::process::Command::new(&command.command);
+                cmd.args(&command.args)
+                    .env_clear()
+                    .envs(&command.env)
+                    .kill_on_drop(true);
+                if let Some(token) = &credential {
+                    cmd.env("MCP_CREDENTIAL", token.expose_secret());
+                }
+                let (child, _stderr) = TokioChildProcess::builder(cmd)
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .map_err(|e| upstream("spawning the STDIO server", e))?;
+                client_config().serve(child).await.map_err(|e| upstream("handshake", e))
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Every tool, following cursors, up to `max` tools.
+    pub async fn list_tools(&self, max: usize) -> EngineResult<Vec<ListedTool>> {
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut seen_cursors = std::collections::HashSet::new();
+        loop {
+            let params = PaginatedRequestParams::default().with_cursor(cursor.take());
+            let page = tokio::time::timeout(self.timeout, self.service.list_tools(Some(params)))
+                .await
+                .map_err(|_| EngineError::Upstream("tools/list timed out".into()))?
+                .map_err(|e| upstream("tools/list", e))?;
+            for tool in page.tools {
+                let json = serde_json::to_value(&tool).unwrap_or(Value::Null);
+                let text = |key: &str| json.get(key).and_then(Value::as_str).map(str::to_owned);
+                tools.push(ListedTool {
+                    name: tool.name.to_string(),
+                    title: text("title"),
+                    description: text("description"),
+                    input_schema: json
+                        .get("inputSchema")
+                        .cloned()
+                        .unwrap_or_else(|| serde_json::json!({})),
+                    output_schema: json.get("outputSchema").cloned(),
+                    annotations: json.get("annotations").cloned(),
+                });
+            }
+            if tools.len() > max {
+                return Err(EngineError::Upstream(format!("the server lists more than {max} tools")));
+            }
+            match page.next_cursor {
+                Some(next) if seen_cursors.insert(next.clone()) => cursor = Some(next),
+                Some(_) => return Err(EngineError::Upstream("tools/list repeated a cursor".into())),
+                None => return Ok(tools),
+            }
+        }
+    }
+
+    /// A liveness probe: `ping` on session-based servers; stateless servers already
+    /// answered `server/discover` when the session opened.
+    pub async fn ping(&self) -> EngineResult<()> {
+        if self.handshake.stateless {
+            return Ok(());
+        }
+        tokio::time::timeout(
+            self.timeout,
+            self.service
+                .send_request(ClientRequest::PingRequest(PingRequest::default())),
+        )
+        .await
+        .map_err(|_| EngineError::Upstream("ping timed out".into()))?
+        .map(|_| ())
+        .map_err(|e| upstream("ping", e))
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.service.close_with_timeout(Duration::from_secs(2)).await;
+    }
+}
