@@ -174,7 +174,8 @@ impl LegacySseTransport {
                 for event in batch.drain(..) {
                     match deliver(event) {
                         Some(Ok(message)) => {
-                            if tx.send(message).await.is_err() {
+                            let delivered = tx.send(message).await;
+                            if delivered.is_err() {
                                 return;
                             }
                         }

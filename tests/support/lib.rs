@@ -15,6 +15,8 @@ use secrecy::SecretString;
 
 pub use aos_drivers::Backend;
 
+pub mod mcp_servers;
+
 /// The operator token every test server accepts.
 pub const OPERATOR_TOKEN: &str = "aos_op_test_0123456789abcdef";
 

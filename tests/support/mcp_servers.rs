@@ -1,0 +1,305 @@
+//! Real MCP servers for the tests, built with rmcp (the official SDK) and served over
+//! loopback: Streamable HTTP (optionally requiring a bearer token), the legacy HTTP+SSE
+//! transport (a small bridge: rmcp dropped its SSE server), and stdio (the
+//! `aos-test-mcp-stdio` binary). Plus endpoints that misbehave: down, slow, garbage.
+
+// Test support: a failed setup step is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use futures::StreamExt;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+};
+use rmcp::service::{RequestContext, RxJsonRpcMessage, TxJsonRpcMessage};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct SumArgs {
+    /// Left operand.
+    pub a: i64,
+    /// Right operand.
+    pub b: i64,
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct SumOut {
+    pub total: i64,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct NoteId {
+    pub id: String,
+}
+
+/// A small notes server: one read-only tool, one destructive tool, one with output schema.
+#[derive(Clone)]
+pub struct NotesServer {
+    tool_router: ToolRouter<Self>,
+}
+
+impl Default for NotesServer {
+    fn default() -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+        }
+    }
+}
+
+#[tool_router]
+impl NotesServer {
+    /// Read every note.
+    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    async fn read_notes(&self) -> String {
+        "note 1: buy milk".into()
+    }
+
+    /// Delete a note by id.
+    #[tool(annotations(destructive_hint = true))]
+    async fn delete_note(&self, Parameters(NoteId { id }): Parameters<NoteId>) -> String {
+        format!("deleted {id}")
+    }
+
+    /// Add two numbers.
+    #[tool(annotations(read_only_hint = true))]
+    async fn sum(&self, Parameters(SumArgs { a, b }): Parameters<SumArgs>) -> Result<Json<SumOut>, ErrorData> {
+        Ok(Json(SumOut { total: a + b }))
+    }
+}
+
+#[tool_handler(router = self.tool_router, name = "notes", version = "1.0.0")]
+impl ServerHandler for NotesServer {}
+
+/// A server whose tool list changes: `always` is always listed; `sometimes` only on odd
+/// listings. Lists in two pages to exercise cursors.
+#[derive(Clone, Default)]
+pub struct ChangingServer {
+    listings: Arc<AtomicUsize>,
+}
+
+impl ServerHandler for ChangingServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let cursor = request.and_then(|r| r.cursor);
+        let n = if cursor.is_none() {
+            self.listings.fetch_add(1, Ordering::SeqCst) + 1
+        } else {
+            self.listings.load(Ordering::SeqCst)
+        };
+        let schema = serde_json::json!({"type": "object", "properties": {}})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let mut tools = vec![
+            Tool::new("always", "Always here.", schema.clone())
+                .with_annotations(ToolAnnotations::new().read_only(true)),
+        ];
+        if n % 2 == 1 {
+            tools.push(Tool::new("sometimes", "Only on odd listings.", schema));
+        }
+        Ok(match cursor.as_deref() {
+            None => {
+                let mut page = ListToolsResult::with_all_items(tools[..1].to_vec());
+                if tools.len() > 1 {
+                    page.next_cursor = Some("page-2".into());
+                }
+                page
+            }
+            Some("page-2") => ListToolsResult::with_all_items(tools[1..].to_vec()),
+            Some(_) => return Err(ErrorData::invalid_params("bad cursor", None)),
+        })
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        Ok(CallToolResult::success(vec![ContentBlock::text(request.name.to_string())]).into())
+    }
+}
+
+/// A running test server; stops when dropped.
+pub struct Running {
+    pub url: String,
+    stop: CancellationToken,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn serve_router(router: axum::Router, path: &str) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
+            .await;
+    });
+    Running {
+        url: format!("http://{addr}{path}"),
+        stop,
+    }
+}
+
+async fn require_token(
+    State(token): State<Option<String>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(token) = token {
+        let presented = request.headers().get("authorization").and_then(|v| v.to_str().ok());
+        if presented != Some(format!("Bearer {token}").as_str()) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Serves `server` over Streamable HTTP at `/mcp`, requiring `Bearer <token>` if given.
+pub async fn streamable_http<S>(server: S, token: Option<String>) -> Running
+where
+    S: ServerHandler + Clone + Send + Sync + 'static,
+{
+    let stop = CancellationToken::new();
+    let config = StreamableHttpServerConfig::default()
+        .with_cancellation_token(stop.child_token())
+        .with_sse_keep_alive(None);
+    let service: StreamableHttpService<S, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let router = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(token, require_token));
+    let running = serve_router(router, "/mcp").await;
+    // Tie the service's own token to the server's.
+    let outer = running.stop.clone();
+    tokio::spawn(async move {
+        outer.cancelled().await;
+        stop.cancel();
+    });
+    running
+}
+
+type Sessions = Arc<Mutex<HashMap<String, futures::channel::mpsc::UnboundedSender<RxJsonRpcMessage<RoleServer>>>>>;
+
+/// Serves `NotesServer` over the legacy HTTP+SSE transport: `GET /sse`, `POST /messages`.
+pub async fn legacy_sse() -> Running {
+    let sessions: Sessions = Arc::default();
+    let router = axum::Router::new()
+        .route("/sse", get(sse_stream))
+        .route("/messages", post(sse_message))
+        .with_state(sessions);
+    serve_router(router, "/sse").await
+}
+
+async fn sse_stream(
+    State(sessions): State<Sessions>,
+) -> Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (to_server, from_client) = futures::channel::mpsc::unbounded::<RxJsonRpcMessage<RoleServer>>();
+    let (to_client, from_server) = futures::channel::mpsc::unbounded::<TxJsonRpcMessage<RoleServer>>();
+    sessions.lock().unwrap().insert(id.clone(), to_server);
+    tokio::spawn(async move {
+        if let Ok(running) = NotesServer::default().serve((to_client, from_client)).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let endpoint = futures::stream::once(async move {
+        Ok(Event::default()
+            .event("endpoint")
+            .data(format!("/messages?session={id}")))
+    });
+    let messages = from_server.map(|m| {
+        Ok(Event::default()
+            .event("message")
+            .data(serde_json::to_string(&m).unwrap()))
+    });
+    Sse::new(endpoint.chain(messages))
+}
+
+async fn sse_message(
+    State(sessions): State<Sessions>,
+    Query(query): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let Some(sender) = query
+        .get("session")
+        .and_then(|id| sessions.lock().unwrap().get(id).cloned())
+    else {
+        return StatusCode::NOT_FOUND;
+    };
+    let Ok(message) = serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    if sender.unbounded_send(message).is_ok() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::GONE
+    }
+}
+
+/// An endpoint that accepts connections and never answers in time.
+pub async fn slow(delay: Duration) -> Running {
+    let router = axum::Router::new().route(
+        "/mcp",
+        any(move || async move {
+            tokio::time::sleep(delay).await;
+            StatusCode::OK
+        }),
+    );
+    serve_router(router, "/mcp").await
+}
+
+/// An endpoint that answers every request with 200 and something that is not JSON-RPC.
+pub async fn garbage() -> Running {
+    let router = axum::Router::new().route(
+        "/mcp",
+        any(|headers: HeaderMap| async move {
+            let _ = headers;
+            (
+                [("content-type", "application/json")],
+                "{\"hello\": \"this is not JSON-RPC\"}",
+            )
+        }),
+    );
+    serve_router(router, "/mcp").await
+}
+
+/// A loopback URL where nothing listens.
+pub fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/mcp")
+}
