@@ -30,6 +30,7 @@ both!(
     unreachable_slow_and_garbage_servers_fail_cleanly,
     registrations_are_validated_isolated_and_unique,
     the_registry_survives_a_restart,
+    the_scheduler_health_checks_servers_on_its_own,
 );
 
 struct Tenant {
@@ -530,4 +531,51 @@ async fn the_registry_survives_a_restart(backend: Backend) {
     assert_eq!(after, before);
     let (_, tools_after) = call(&second, &t, Method::GET, &format!("/{id}/tools"), None).await;
     assert_eq!(tools_after, tools_before);
+}
+
+async fn the_scheduler_health_checks_servers_on_its_own(backend: Backend) {
+    let mut settings = test_mcp();
+    settings.health_interval_secs = 1;
+    settings.offline_after_failures = 1;
+    settings.request_timeout_ms = 1_000;
+    let app = spawn_with_mcp(backend, settings).await;
+    let t = tenant(&app, "Acme", &["admin"]).await;
+    let server = mcp_servers::streamable_http(NotesServer::default(), None).await;
+    let (status, body) = call(
+        &app,
+        &t,
+        Method::POST,
+        "",
+        Some(json!({"name": "notes", "url": server.url})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["data"]["server"]["id"].as_str().unwrap().to_owned();
+    assert!(body["data"]["server"].get("last_health_check_at").is_none());
+
+    let wait_for = |predicate: fn(&Value) -> bool| {
+        let (app, t, id) = (&app, &t, id.clone());
+        async move {
+            let started = std::time::Instant::now();
+            loop {
+                let (_, row) = call(app, t, Method::GET, &format!("/{id}"), None).await;
+                if predicate(&row["data"]) {
+                    return row;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "scheduler never got there: {row}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // Nobody asks: the scheduler checks it.
+    let checked = wait_for(|s| s.get("last_health_check_at").is_some()).await;
+    assert_eq!(checked["data"]["status"], "ACTIVE");
+    assert!(checked["data"]["last_latency_ms"].is_number());
+    // The server goes away: the scheduler notices and keeps the reason.
+    drop(server);
+    let offline = wait_for(|s| s["status"] == "OFFLINE").await;
+    assert!(offline["data"]["status_reason"].is_string(), "{offline}");
 }

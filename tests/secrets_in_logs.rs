@@ -8,7 +8,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use aos_spine::AuthConfig;
-use aos_tests::{Backend, OPERATOR_TOKEN, spawn_with_auth, test_auth};
+use aos_tests::{Backend, OPERATOR_TOKEN, spawn_custom, test_auth, test_mcp};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -67,7 +67,10 @@ async fn no_secret_is_logged(backend: Backend) {
         ),
         ..test_auth()
     };
-    let app = spawn_with_auth(backend, auth).await;
+    let credentials = tempfile::tempdir().unwrap();
+    let mut mcp = test_mcp();
+    mcp.credentials.file_dir = credentials.path().to_path_buf();
+    let app = spawn_custom(backend, auth, mcp).await;
     let tenant = app.create_tenant("Leaky").await;
     let (key_id, key) = app.create_key(&tenant, &["admin"]).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -120,6 +123,41 @@ async fn no_secret_is_logged(backend: Backend) {
     for response in refused {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
+    // An MCP server whose credential is resolved from a reference, used and refused.
+    let mcp_secret = "mcp-credential-Vx93kq";
+    let dir = credentials.path().join(&tenant);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token"), mcp_secret).unwrap();
+    let server = aos_tests::mcp_servers::streamable_http(
+        aos_tests::mcp_servers::NotesServer::default(),
+        Some(mcp_secret.to_owned()),
+    )
+    .await;
+    let registered = app
+        .as_(&key, Method::POST, "/api/v1/integrations/mcp-servers")
+        .json(&json!({"name": "notes", "url": server.url, "credential_ref": "file:///token"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let registered: serde_json::Value = registered.json().await.unwrap();
+    assert!(registered["data"].get("discovery_error").is_none(), "{registered}");
+    assert!(!registered.to_string().contains(mcp_secret));
+    // A wrong credential: the server refuses, the error must not echo the secret.
+    std::fs::write(dir.join("token"), format!("{mcp_secret}-wrong")).unwrap();
+    let id = registered["data"]["server"]["id"].as_str().unwrap();
+    let refused = app
+        .as_(
+            &key,
+            Method::POST,
+            &format!("/api/v1/integrations/mcp-servers/{id}/discover"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
+    assert!(!refused.text().await.unwrap().contains(mcp_secret));
+
     let revoked = app
         .founder(Method::DELETE, &format!("/api/v1/admin/api-keys/{key_id}"))
         .send()
@@ -141,6 +179,7 @@ async fn no_secret_is_logged(backend: Backend) {
         ("operator token", OPERATOR_TOKEN),
         ("JWT", token.as_str()),
         ("JWT signature", signature),
+        ("MCP server credential", mcp_secret),
     ] {
         assert!(!text.contains(secret), "{what} found in the logs");
     }

@@ -131,6 +131,12 @@ pub fn test_mcp() -> McpSettings {
     mcp
 }
 
+/// Starts AOS with its own auth and MCP configuration.
+pub async fn spawn_custom(backend: Backend, auth: AuthConfig, mcp: McpSettings) -> TestApp {
+    let db = Arc::new(aos_drivers::testing::database(backend).await);
+    serve(db, ApiConfig::default(), auth, mcp).await
+}
+
 /// Starts AOS with its own MCP configuration.
 pub async fn spawn_with_mcp(backend: Backend, mcp: McpSettings) -> TestApp {
     let db = Arc::new(aos_drivers::testing::database(backend).await);

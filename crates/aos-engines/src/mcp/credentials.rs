@@ -275,4 +275,72 @@ mod tests {
             assert!(err.contains("outside"), "{err}");
         }
     }
+
+    /// A minimal Vault KV v2 endpoint on loopback: answers one secret to one token.
+    async fn fake_vault(tenant: uuid::Uuid) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let wanted = format!("GET /v1/kv/data/aos/{tenant}/github HTTP/1.1");
+        let task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0_u8; 4096];
+                let n = socket.read(&mut buf).await.unwrap();
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                let authorised = request.to_ascii_lowercase().contains("x-vault-token: vault-root-token");
+                let body = if request.starts_with(&wanted) && authorised {
+                    r#"{"data":{"data":{"token":"s3cret-from-vault"},"metadata":{"version":3}}}"#
+                } else {
+                    r#"{"errors":["permission denied"]}"#
+                };
+                let status = if body.contains("errors") {
+                    "403 Forbidden"
+                } else {
+                    "200 OK"
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(response.as_bytes()).await.unwrap();
+                seen.push(request.lines().next().unwrap_or_default().to_owned());
+            }
+            seen
+        });
+        (address, task)
+    }
+
+    #[tokio::test]
+    async fn vault_references_read_kv_v2_under_the_tenant() {
+        let tenant = uuid::Uuid::now_v7();
+        let (address, vault) = fake_vault(tenant).await;
+        let creds = Credentials::new(CredentialSettings {
+            vault_address: Some(address),
+            vault_token: Some(SecretString::from("vault-root-token")),
+            ..CredentialSettings::default()
+        })
+        .unwrap();
+        let secret = creds.resolve(tenant, "vault://kv/github#token").await.unwrap();
+        assert_eq!(secret.expose_secret(), "s3cret-from-vault");
+        let missing = creds
+            .resolve(tenant, "vault://kv/github#password")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("password") && !missing.contains("s3cret"), "{missing}");
+        // Another tenant's path is a different secret (here: refused by Vault).
+        let other = creds
+            .resolve(uuid::Uuid::now_v7(), "vault://kv/github#token")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(other.contains("403"), "{other}");
+        let seen = vault.await.unwrap();
+        assert!(
+            seen[0].contains(&format!("/v1/kv/data/aos/{tenant}/github")),
+            "{seen:?}"
+        );
+    }
 }
