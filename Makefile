@@ -1,11 +1,15 @@
 # AOS developer commands. `make help` lists them.
 #
 #   make run     build and start the server (SQLite in ./data unless DATABASE_URL is set)
-#   make test    everything CI checks: fmt, clippy, cargo-deny, tests on PostgreSQL and SQLite
+#   make test    everything CI checks: fmt, clippy, cargo-deny, tests on PostgreSQL and SQLite, e2e
+#   make e2e     the end-to-end tests: the real binary driven over HTTP, MCP servers from the Python SDK
 
 SHELL := /bin/bash
 CARGO ?= cargo
 AOS_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+# Python for the end-to-end tests (official `mcp` SDK from PyPI), kept between runs.
+VENV ?= $(HOME)/.cache/aos/venv
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 export AOS_TEST_DATABASE_URL
 
 # AOS_TEST_BACKENDS=sqlite leaves the PostgreSQL tests out (explicitly; nothing skips on its own).
@@ -17,7 +21,7 @@ else
   CARGO_TEST_SKIP :=
 endif
 
-.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite
+.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -29,7 +33,7 @@ run: build
 	@echo "AOS: starting on http://127.0.0.1:8080 (override with AOS_SERVER__BIND); operator token in ./data/operator-token"
 	$(CARGO) run -q -p aos-server -- serve
 
-test: fmt-check clippy deny test-suite
+test: fmt-check clippy deny test-suite e2e
 
 fmt:
 	$(CARGO) fmt --all
@@ -62,3 +66,8 @@ test-suite: check-postgres
 	else \
 	  $(CARGO) test --workspace --all-features --no-fail-fast $(CARGO_TEST_SKIP); \
 	fi
+
+e2e: build
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+	AOS_SERVER_BIN=$(abspath $(TARGET_DIR))/debug/aos-server $(VENV)/bin/python -m pytest -q tests/e2e
