@@ -3,6 +3,7 @@
 #   make run     build and start the server (SQLite in ./data unless DATABASE_URL is set)
 #   make test    everything CI checks: fmt, clippy, cargo-deny, tests on PostgreSQL and SQLite, e2e
 #   make e2e     the end-to-end tests: the real binary driven over HTTP, MCP servers from the Python SDK
+#   make bench-auth   authentication overhead against a same-run baseline (docs/BENCHMARKS.md)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -21,7 +22,7 @@ else
   CARGO_TEST_SKIP :=
 endif
 
-.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e
+.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e bench-auth
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -71,3 +72,7 @@ e2e: build
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
 	AOS_SERVER_BIN=$(abspath $(TARGET_DIR))/debug/aos-server $(VENV)/bin/python -m pytest -q tests/e2e
+
+bench-auth:
+	$(CARGO) run -q --release -p aos-tests --bin aos-bench-auth
+	$(CARGO) run -q --release -p aos-tests --bin aos-bench-auth -- --postgres

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod error;
 pub mod mcp;
 pub mod outbound;
+pub mod paging;
 pub mod system;
 pub mod tenants;
 

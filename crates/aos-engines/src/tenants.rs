@@ -74,16 +74,11 @@ pub async fn list(
 ) -> EngineResult<(Vec<Tenant>, Option<Cursor>, u64)> {
     let limit = limit.clamp(1, MAX_PAGE);
     // Fetch one extra row to know whether another page exists.
-    let mut rows = db::list(conn, after.map(|c| (c.created_at, c.id)), i64::from(limit) + 1).await?;
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| Cursor {
-            created_at: r.created_at,
-            id: r.id,
-        })
-    } else {
-        None
-    };
+    let rows = db::list(conn, after.map(|c| (c.created_at, c.id)), i64::from(limit) + 1).await?;
+    let (rows, next) = crate::paging::split(rows, limit, |r| Cursor {
+        created_at: r.created_at,
+        id: r.id,
+    });
     let total = u64::try_from(db::count(conn).await?).unwrap_or(0);
     Ok((rows, next, total))
 }

@@ -147,13 +147,11 @@ pub async fn list(
 ) -> EngineResult<(Vec<ApiKeyRow>, Option<(DbTime, DbUuid)>, u64)> {
     tenants::get(conn, tenant_id).await?;
     let limit = limit.clamp(1, MAX_PAGE);
-    let mut rows = db::list(conn, tenant_id.into(), after, i64::from(limit) + 1).await?;
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| (r.created_at, r.id))
-    } else {
-        None
-    };
+    let (rows, next) = crate::paging::split(
+        db::list(conn, tenant_id.into(), after, i64::from(limit) + 1).await?,
+        limit,
+        |r| (r.created_at, r.id),
+    );
     let total = u64::try_from(db::count(conn, tenant_id.into()).await?).unwrap_or(0);
     Ok((rows, next, total))
 }

@@ -116,13 +116,11 @@ pub async fn list_servers(
     limit: u32,
 ) -> EngineResult<(Vec<Server>, Option<(DbTime, DbUuid)>, u64)> {
     let limit = limit.clamp(1, 200);
-    let mut rows = db::list_servers(conn, tenant.into(), include_deleted, after, i64::from(limit) + 1).await?;
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| (r.created_at, r.id))
-    } else {
-        None
-    };
+    let (rows, next) = crate::paging::split(
+        db::list_servers(conn, tenant.into(), include_deleted, after, i64::from(limit) + 1).await?,
+        limit,
+        |r| (r.created_at, r.id),
+    );
     let total = u64::try_from(db::count_servers(conn, tenant.into(), include_deleted).await?).unwrap_or(0);
     Ok((rows, next, total))
 }
