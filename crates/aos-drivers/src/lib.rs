@@ -25,6 +25,7 @@ pub mod migrations;
 pub mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod usage;
 
 pub use db::{Backend, Conn, ConnectOptions, Database, TxFuture, TxMode};
 pub use error::{DriverError, DriverResult};

@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod outbound;
 pub mod paging;
 pub mod system;
+pub mod telemetry;
 pub mod tenants;
 
 pub use error::{EngineError, EngineResult};

@@ -18,5 +18,6 @@ pub mod schema;
 pub mod sql_types;
 pub mod tenant;
 pub mod types;
+pub mod usage;
 
 pub use types::{DbJson, DbTime, DbUuid};

@@ -127,7 +127,97 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{UtcTimestamp, Uuid};
+
+    cus_integrations (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        name -> Text,
+        provider -> Text,
+        status -> Text,
+        created_by -> Text,
+        created_at -> UtcTimestamp,
+        updated_at -> UtcTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{Json, UtcTimestamp, Uuid};
+
+    llm_usage_records (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        integration_id -> Uuid,
+        call_id -> Text,
+        provider -> Text,
+        model -> Text,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        cached_tokens -> BigInt,
+        cost_micros -> BigInt,
+        cost_source -> Text,
+        latency_ms -> Nullable<BigInt>,
+        status -> Text,
+        error_code -> Nullable<Text>,
+        session_id -> Nullable<Text>,
+        run_id -> Nullable<Text>,
+        trace_id -> Nullable<Text>,
+        occurred_at -> UtcTimestamp,
+        received_at -> UtcTimestamp,
+        metadata -> Json,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::Uuid;
+
+    llm_usage_daily (tenant_id, integration_id, day, provider, model) {
+        tenant_id -> Uuid,
+        integration_id -> Uuid,
+        day -> Text,
+        provider -> Text,
+        model -> Text,
+        calls -> BigInt,
+        errors -> BigInt,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        cached_tokens -> BigInt,
+        cost_micros -> BigInt,
+        latency_count -> BigInt,
+        latency_sum_ms -> BigInt,
+        lat_b00 -> BigInt,
+        lat_b01 -> BigInt,
+        lat_b02 -> BigInt,
+        lat_b03 -> BigInt,
+        lat_b04 -> BigInt,
+        lat_b05 -> BigInt,
+        lat_b06 -> BigInt,
+        lat_b07 -> BigInt,
+        lat_b08 -> BigInt,
+        lat_b09 -> BigInt,
+        lat_b10 -> BigInt,
+        lat_b11 -> BigInt,
+        lat_b12 -> BigInt,
+        lat_b13 -> BigInt,
+        lat_b14 -> BigInt,
+        lat_b15 -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(mcp_servers -> tenants (tenant_id));
 diesel::joinable!(mcp_tools -> mcp_servers (server_id));
-diesel::allow_tables_to_appear_in_same_query!(api_keys, tenants, mcp_servers, mcp_tools, mcp_tool_invocations);
+diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
+    tenants,
+    mcp_servers,
+    mcp_tools,
+    mcp_tool_invocations,
+    cus_integrations,
+    llm_usage_records,
+    llm_usage_daily
+);

@@ -17,7 +17,7 @@ use crate::sql_types;
 
 /// A UUID column value.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AsExpression, FromSqlRow, Serialize, Deserialize,
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, AsExpression, FromSqlRow, Serialize, Deserialize,
 )]
 #[diesel(sql_type = sql_types::Uuid)]
 #[serde(transparent)]

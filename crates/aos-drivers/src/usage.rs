@@ -1,0 +1,197 @@
+//! Telemetry CRUD: integrations, idempotent raw records, and additive daily rollups.
+
+use aos_models::schema::{cus_integrations, llm_usage_daily, llm_usage_records};
+use aos_models::usage::{DailyUsageRow, IntegrationRow, UsageRecordRow};
+use aos_models::{DbTime, DbUuid};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::RunQueryDsl;
+
+use crate::db::{BackendConn, Conn};
+use crate::error::DriverResult;
+
+/// `INSERT ... ON CONFLICT (key) DO UPDATE SET col = col + excluded.col` for every
+/// counter of the rollup.
+macro_rules! upsert_daily {
+    ($c:expr, $values:expr) => {{
+        use llm_usage_daily as d;
+        diesel::insert_into(d::table)
+            .values($values)
+            .on_conflict((d::tenant_id, d::integration_id, d::day, d::provider, d::model))
+            .do_update()
+            .set((
+                (
+                    d::calls.eq(d::calls + excluded(d::calls)),
+                    d::errors.eq(d::errors + excluded(d::errors)),
+                    d::input_tokens.eq(d::input_tokens + excluded(d::input_tokens)),
+                    d::output_tokens.eq(d::output_tokens + excluded(d::output_tokens)),
+                    d::cached_tokens.eq(d::cached_tokens + excluded(d::cached_tokens)),
+                    d::cost_micros.eq(d::cost_micros + excluded(d::cost_micros)),
+                    d::latency_count.eq(d::latency_count + excluded(d::latency_count)),
+                    d::latency_sum_ms.eq(d::latency_sum_ms + excluded(d::latency_sum_ms)),
+                ),
+                (
+                    d::lat_b00.eq(d::lat_b00 + excluded(d::lat_b00)),
+                    d::lat_b01.eq(d::lat_b01 + excluded(d::lat_b01)),
+                    d::lat_b02.eq(d::lat_b02 + excluded(d::lat_b02)),
+                    d::lat_b03.eq(d::lat_b03 + excluded(d::lat_b03)),
+                    d::lat_b04.eq(d::lat_b04 + excluded(d::lat_b04)),
+                    d::lat_b05.eq(d::lat_b05 + excluded(d::lat_b05)),
+                    d::lat_b06.eq(d::lat_b06 + excluded(d::lat_b06)),
+                    d::lat_b07.eq(d::lat_b07 + excluded(d::lat_b07)),
+                ),
+                (
+                    d::lat_b08.eq(d::lat_b08 + excluded(d::lat_b08)),
+                    d::lat_b09.eq(d::lat_b09 + excluded(d::lat_b09)),
+                    d::lat_b10.eq(d::lat_b10 + excluded(d::lat_b10)),
+                    d::lat_b11.eq(d::lat_b11 + excluded(d::lat_b11)),
+                    d::lat_b12.eq(d::lat_b12 + excluded(d::lat_b12)),
+                    d::lat_b13.eq(d::lat_b13 + excluded(d::lat_b13)),
+                    d::lat_b14.eq(d::lat_b14 + excluded(d::lat_b14)),
+                    d::lat_b15.eq(d::lat_b15 + excluded(d::lat_b15)),
+                ),
+            ))
+            .execute($c)
+            .await?;
+    }};
+}
+
+/// Rows per multi-row INSERT (keeps every backend under its bind-parameter limit).
+const CHUNK: usize = 500;
+
+pub async fn insert_integration(conn: &mut Conn, row: &IntegrationRow) -> DriverResult<IntegrationRow> {
+    let row = on_backend!(conn, |c| diesel::insert_into(cus_integrations::table)
+        .values(row)
+        .returning(IntegrationRow::as_returning())
+        .get_result(c)
+        .await)?;
+    Ok(row)
+}
+
+pub async fn get_integration(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult<IntegrationRow> {
+    let row = on_backend!(conn, |c| cus_integrations::table
+        .filter(cus_integrations::tenant_id.eq(tenant_id))
+        .find(id)
+        .select(IntegrationRow::as_select())
+        .first(c)
+        .await)?;
+    Ok(row)
+}
+
+/// Inserts the records that are new and returns their `call_id`s; records whose
+/// `(integration_id, call_id)` already exists are left alone (idempotent retries, also
+/// when two retries race: the unique index decides).
+pub async fn insert_new_records(conn: &mut Conn, rows: &[UsageRecordRow]) -> DriverResult<Vec<String>> {
+    let mut inserted = Vec::with_capacity(rows.len());
+    match conn.backend_mut() {
+        // PostgreSQL: one multi-row statement per chunk.
+        BackendConn::Pg(c) => {
+            for chunk in rows.chunks(CHUNK) {
+                let ids: Vec<String> = diesel::insert_into(llm_usage_records::table)
+                    .values(chunk)
+                    .on_conflict((llm_usage_records::integration_id, llm_usage_records::call_id))
+                    .do_nothing()
+                    .returning(llm_usage_records::call_id)
+                    .get_results(c)
+                    .await?;
+                inserted.extend(ids);
+            }
+        }
+        // SQLite cannot take a multi-row insert with ON CONFLICT through diesel; one
+        // statement per row inside the caller's transaction is cheap in-process.
+        BackendConn::Sqlite(c) => {
+            for row in rows {
+                let id: Option<String> = diesel::insert_into(llm_usage_records::table)
+                    .values(row)
+                    .on_conflict((llm_usage_records::integration_id, llm_usage_records::call_id))
+                    .do_nothing()
+                    .returning(llm_usage_records::call_id)
+                    .get_result(c)
+                    .await
+                    .optional()?;
+                inserted.extend(id);
+            }
+        }
+    }
+    Ok(inserted)
+}
+
+/// Adds each increment to its rollup row, creating it if needed.
+pub async fn add_to_daily(conn: &mut Conn, increments: &[DailyUsageRow]) -> DriverResult<()> {
+    match conn.backend_mut() {
+        BackendConn::Pg(c) => {
+            for chunk in increments.chunks(CHUNK / 4) {
+                upsert_daily!(c, chunk);
+            }
+        }
+        BackendConn::Sqlite(c) => {
+            for row in increments {
+                upsert_daily!(c, row);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rollup rows of a tenant for days `from..=to` (`YYYY-MM-DD`), optionally one integration.
+pub async fn daily_rows(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    integration_id: Option<DbUuid>,
+    from: &str,
+    to: &str,
+) -> DriverResult<Vec<DailyUsageRow>> {
+    let rows = on_backend!(conn, |c| {
+        let mut query = llm_usage_daily::table
+            .filter(llm_usage_daily::tenant_id.eq(tenant_id))
+            .filter(llm_usage_daily::day.ge(from))
+            .filter(llm_usage_daily::day.le(to))
+            .select(DailyUsageRow::as_select())
+            .order((
+                llm_usage_daily::day.asc(),
+                llm_usage_daily::provider.asc(),
+                llm_usage_daily::model.asc(),
+            ))
+            .into_boxed();
+        if let Some(id) = integration_id {
+            query = query.filter(llm_usage_daily::integration_id.eq(id));
+        }
+        query.load(c).await
+    })?;
+    Ok(rows)
+}
+
+/// Raw records of a tenant in `[from, to)`, newest first, after the keyset cursor
+/// `(occurred_at, id)`.
+pub async fn records(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    integration_id: Option<DbUuid>,
+    from: DbTime,
+    to: DbTime,
+    before: Option<(DbTime, DbUuid)>,
+    limit: i64,
+) -> DriverResult<Vec<UsageRecordRow>> {
+    let rows = on_backend!(conn, |c| {
+        let mut query = llm_usage_records::table
+            .filter(llm_usage_records::tenant_id.eq(tenant_id))
+            .filter(llm_usage_records::occurred_at.ge(from))
+            .filter(llm_usage_records::occurred_at.lt(to))
+            .select(UsageRecordRow::as_select())
+            .order((llm_usage_records::occurred_at.desc(), llm_usage_records::id.desc()))
+            .limit(limit)
+            .into_boxed();
+        if let Some(id) = integration_id {
+            query = query.filter(llm_usage_records::integration_id.eq(id));
+        }
+        if let Some((at, id)) = before {
+            query = query.filter(
+                llm_usage_records::occurred_at
+                    .lt(at)
+                    .or(llm_usage_records::occurred_at.eq(at).and(llm_usage_records::id.lt(id))),
+            );
+        }
+        query.load(c).await
+    })?;
+    Ok(rows)
+}
