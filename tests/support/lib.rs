@@ -10,7 +10,7 @@ use actix_web::HttpServer;
 use actix_web::dev::ServerHandle;
 use aos_api::ApiConfig;
 use aos_drivers::testing::TestDatabase;
-use aos_spine::{AuthConfig, DatabaseConfig, McpSettings, Spine, SpineConfig};
+use aos_spine::{AuthConfig, DatabaseConfig, McpSettings, Spine, SpineConfig, TelemetrySettings};
 use secrecy::SecretString;
 
 pub use aos_drivers::Backend;
@@ -118,7 +118,7 @@ pub fn test_auth() -> AuthConfig {
 
 pub async fn spawn_with(backend: Backend, api: ApiConfig) -> TestApp {
     let db = Arc::new(aos_drivers::testing::database(backend).await);
-    serve(db, api, test_auth(), test_mcp()).await
+    serve(db, api, test_auth(), test_mcp(), TelemetrySettings::default()).await
 }
 
 /// MCP settings for tests: loopback is allowlisted (real servers run on 127.0.0.1), health
@@ -131,22 +131,28 @@ pub fn test_mcp() -> McpSettings {
     mcp
 }
 
+/// Starts AOS with its own telemetry settings.
+pub async fn spawn_with_telemetry(backend: Backend, telemetry: TelemetrySettings) -> TestApp {
+    let db = Arc::new(aos_drivers::testing::database(backend).await);
+    serve(db, ApiConfig::default(), test_auth(), test_mcp(), telemetry).await
+}
+
 /// Starts AOS with its own auth and MCP configuration.
 pub async fn spawn_custom(backend: Backend, auth: AuthConfig, mcp: McpSettings) -> TestApp {
     let db = Arc::new(aos_drivers::testing::database(backend).await);
-    serve(db, ApiConfig::default(), auth, mcp).await
+    serve(db, ApiConfig::default(), auth, mcp, TelemetrySettings::default()).await
 }
 
 /// Starts AOS with its own MCP configuration.
 pub async fn spawn_with_mcp(backend: Backend, mcp: McpSettings) -> TestApp {
     let db = Arc::new(aos_drivers::testing::database(backend).await);
-    serve(db, ApiConfig::default(), test_auth(), mcp).await
+    serve(db, ApiConfig::default(), test_auth(), mcp, TelemetrySettings::default()).await
 }
 
 /// Starts AOS with its own auth configuration (e.g. with `[auth.jwt]`).
 pub async fn spawn_with_auth(backend: Backend, auth: AuthConfig) -> TestApp {
     let db = Arc::new(aos_drivers::testing::database(backend).await);
-    serve(db, ApiConfig::default(), auth, test_mcp()).await
+    serve(db, ApiConfig::default(), auth, test_mcp(), TelemetrySettings::default()).await
 }
 
 /// `n` independent servers ("replicas") sharing one database.
@@ -154,7 +160,16 @@ pub async fn spawn_replicas(backend: Backend, n: usize) -> Vec<TestApp> {
     let db = Arc::new(aos_drivers::testing::database(backend).await);
     let mut apps = Vec::with_capacity(n);
     for _ in 0..n {
-        apps.push(serve(Arc::clone(&db), ApiConfig::default(), test_auth(), test_mcp()).await);
+        apps.push(
+            serve(
+                Arc::clone(&db),
+                ApiConfig::default(),
+                test_auth(),
+                test_mcp(),
+                TelemetrySettings::default(),
+            )
+            .await,
+        );
     }
     apps
 }
@@ -167,15 +182,26 @@ pub fn ensure_crypto_provider() {
     });
 }
 
-async fn serve(db: Arc<TestDatabase>, api: ApiConfig, auth: AuthConfig, mcp: McpSettings) -> TestApp {
+async fn serve(
+    db: Arc<TestDatabase>,
+    api: ApiConfig,
+    auth: AuthConfig,
+    mcp: McpSettings,
+    telemetry: TelemetrySettings,
+) -> TestApp {
     ensure_crypto_provider();
     let database = DatabaseConfig {
         url: Some(db.url()),
         ..DatabaseConfig::default()
     };
-    let spine = Spine::open(&SpineConfig { database, auth, mcp })
-        .await
-        .expect("open the spine");
+    let spine = Spine::open(&SpineConfig {
+        database,
+        auth,
+        mcp,
+        telemetry,
+    })
+    .await
+    .expect("open the spine");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let port = listener.local_addr().expect("local address").port();
     let server = HttpServer::new(move || aos_api::app(spine.clone(), api.clone()))

@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use aos_api::ApiConfig;
-use aos_spine::{AuthConfig, ConfigError, DatabaseConfig, McpSettings, SpineConfig};
+use aos_spine::{AuthConfig, ConfigError, DatabaseConfig, McpSettings, SpineConfig, TelemetrySettings};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 /// The top-level sections; an `AOS_` variable outside them is not configuration.
-const SECTIONS: [&str; 6] = ["server", "http", "database", "auth", "mcp", "log"];
+const SECTIONS: [&str; 7] = ["server", "http", "database", "auth", "mcp", "telemetry", "log"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +22,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub mcp: McpSettings,
+    pub telemetry: TelemetrySettings,
     pub log: LogConfig,
 }
 
@@ -143,6 +144,7 @@ impl Config {
             database: self.database.clone(),
             auth: self.auth.clone(),
             mcp: self.mcp.clone(),
+            telemetry: self.telemetry.clone(),
         }
     }
 

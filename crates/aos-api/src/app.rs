@@ -63,6 +63,24 @@ where
                 .service(routes::mcp_servers::invocations),
         )
         .service(
+            utoipa_actix_web::scope("/api/v1/integrations")
+                .service(routes::telemetry::create_integration)
+                .service(routes::telemetry::list_integrations)
+                .service(routes::telemetry::get_integration)
+                .service(routes::telemetry::update_integration)
+                .service(routes::telemetry::issue_key)
+                .service(routes::telemetry::list_keys)
+                .service(routes::telemetry::revoke_key),
+        )
+        .service(
+            utoipa_actix_web::scope("/api/v1/telemetry")
+                .service(routes::telemetry::ingest_one)
+                .service(routes::telemetry::ingest_batch)
+                .service(routes::telemetry::summary)
+                .service(routes::telemetry::daily)
+                .service(routes::telemetry::history),
+        )
+        .service(
             utoipa_actix_web::scope("/api/v1")
                 .service(routes::session::context)
                 .service(routes::api_keys::create)

@@ -1,5 +1,6 @@
 //! Authentication, once, for every `/api/` route: the [`middleware`] turns
-//! `Authorization: Bearer <credential>` (or `X-API-Key: <key>`) into an [`AuthContext`]
+//! `Authorization: Bearer <credential>`, `X-API-Key: <key>` or `X-CUS-Integration-Key:
+//! <integration key>` into an [`AuthContext`]
 //! through the spine and stores it on the request; handlers take a [`Caller`] argument and
 //! never read headers themselves. 401 when the credential is missing or invalid, 403 when
 //! the tenant's status forbids it (scope checks are made by the operations), 429 after
@@ -16,6 +17,9 @@ use aos_schemas::ErrorCode;
 use aos_spine::{AuthContext, Spine};
 
 use crate::error::ApiError;
+
+/// A customer integration's key, for telemetry ingestion (and reads when allowed).
+pub const INTEGRATION_KEY_HEADER: &str = "x-cus-integration-key";
 
 /// Paths that need a caller. Everything else (probes, OpenAPI) is public.
 pub fn requires_auth(path: &str) -> bool {
@@ -65,13 +69,18 @@ pub async fn middleware(
     if !requires_auth(req.path()) {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     }
-    let result = match (presented(&req), req.app_data::<web::Data<Spine>>()) {
-        (Err(e), _) => Err(e),
-        (Ok(_), None) => Err(ApiError::new(ErrorCode::Internal, "spine not configured")),
-        (Ok(credential), Some(spine)) => {
-            let peer = req.peer_addr().map(|a| a.ip());
-            spine.authenticate(&credential, peer).await.map_err(ApiError::from)
-        }
+    let integration_key = req
+        .headers()
+        .get(INTEGRATION_KEY_HEADER)
+        .map(|v| v.to_str().map(|s| s.trim().to_owned()).unwrap_or_default());
+    let peer = req.peer_addr().map(|a| a.ip());
+    let result = match (integration_key, req.app_data::<web::Data<Spine>>()) {
+        (_, None) => Err(ApiError::new(ErrorCode::Internal, "spine not configured")),
+        (Some(key), Some(spine)) => spine.authenticate_integration(&key, peer).await.map_err(ApiError::from),
+        (None, Some(spine)) => match presented(&req) {
+            Err(e) => Err(e),
+            Ok(credential) => spine.authenticate(&credential, peer).await.map_err(ApiError::from),
+        },
     };
     match result {
         Ok(context) => {

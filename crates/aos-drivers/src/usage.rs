@@ -1,7 +1,7 @@
 //! Telemetry CRUD: integrations, idempotent raw records, and additive daily rollups.
 
-use aos_models::schema::{cus_integrations, llm_usage_daily, llm_usage_records};
-use aos_models::usage::{DailyUsageRow, IntegrationRow, UsageRecordRow};
+use aos_models::schema::{cus_integration_keys, cus_integrations, llm_usage_daily, llm_usage_records};
+use aos_models::usage::{DailyUsageRow, IntegrationKeyRow, IntegrationRow, UsageRecordRow};
 use aos_models::{DbTime, DbUuid};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -194,4 +194,97 @@ pub async fn records(
         query.load(c).await
     })?;
     Ok(rows)
+}
+
+pub async fn list_integrations(conn: &mut Conn, tenant_id: DbUuid) -> DriverResult<Vec<IntegrationRow>> {
+    let rows = on_backend!(conn, |c| cus_integrations::table
+        .filter(cus_integrations::tenant_id.eq(tenant_id))
+        .order((cus_integrations::created_at.asc(), cus_integrations::id.asc()))
+        .select(IntegrationRow::as_select())
+        .load(c)
+        .await)?;
+    Ok(rows)
+}
+
+/// Sets an integration's name and/or status.
+pub async fn update_integration(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    id: DbUuid,
+    name: Option<String>,
+    status: Option<String>,
+    at: DbTime,
+) -> DriverResult<IntegrationRow> {
+    let row = on_backend!(conn, |c| diesel::update(
+        cus_integrations::table
+            .filter(cus_integrations::tenant_id.eq(tenant_id))
+            .filter(cus_integrations::id.eq(id))
+    )
+    .set((
+        name.clone().map(|n| cus_integrations::name.eq(n)),
+        status.clone().map(|s| cus_integrations::status.eq(s)),
+        cus_integrations::updated_at.eq(at),
+    ))
+    .returning(IntegrationRow::as_returning())
+    .get_result(c)
+    .await)?;
+    Ok(row)
+}
+
+pub async fn insert_integration_key(conn: &mut Conn, row: &IntegrationKeyRow) -> DriverResult<IntegrationKeyRow> {
+    let row = on_backend!(conn, |c| diesel::insert_into(cus_integration_keys::table)
+        .values(row)
+        .returning(IntegrationKeyRow::as_returning())
+        .get_result(c)
+        .await)?;
+    Ok(row)
+}
+
+pub async fn integration_keys(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    integration_id: DbUuid,
+) -> DriverResult<Vec<IntegrationKeyRow>> {
+    let rows = on_backend!(conn, |c| cus_integration_keys::table
+        .filter(cus_integration_keys::tenant_id.eq(tenant_id))
+        .filter(cus_integration_keys::integration_id.eq(integration_id))
+        .order((cus_integration_keys::created_at.asc(), cus_integration_keys::id.asc()))
+        .select(IntegrationKeyRow::as_select())
+        .load(c)
+        .await)?;
+    Ok(rows)
+}
+
+/// Sets the expiry and/or revocation of a key of `tenant_id`.
+pub async fn update_integration_key(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    id: DbUuid,
+    expires_at: Option<DbTime>,
+    revoked_at: Option<DbTime>,
+) -> DriverResult<IntegrationKeyRow> {
+    let row = on_backend!(conn, |c| diesel::update(
+        cus_integration_keys::table
+            .filter(cus_integration_keys::tenant_id.eq(tenant_id))
+            .filter(cus_integration_keys::id.eq(id))
+    )
+    .set((
+        expires_at.map(|t| cus_integration_keys::expires_at.eq(Some(t))),
+        revoked_at.map(|t| cus_integration_keys::revoked_at.eq(Some(t))),
+    ))
+    .returning(IntegrationKeyRow::as_returning())
+    .get_result(c)
+    .await)?;
+    Ok(row)
+}
+
+/// The key with this hash, whatever its tenant (authentication).
+pub async fn find_integration_key(conn: &mut Conn, key_hash: &str) -> DriverResult<Option<IntegrationKeyRow>> {
+    let row = on_backend!(conn, |c| cus_integration_keys::table
+        .filter(cus_integration_keys::key_hash.eq(key_hash))
+        .select(IntegrationKeyRow::as_select())
+        .first(c)
+        .await
+        .optional())?;
+    Ok(row)
 }

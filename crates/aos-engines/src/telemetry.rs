@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use aos_drivers::{Conn, DriverError, usage as db};
-use aos_models::usage::{DailyUsageRow, IntegrationRow, LATENCY_BUCKETS, UsageRecordRow};
+use aos_drivers::{Conn, DriverError, auth_epoch, usage as db};
+pub use aos_models::usage::IntegrationRow;
+use aos_models::usage::{DailyUsageRow, LATENCY_BUCKETS, UsageRecordRow};
 use aos_models::{DbJson, DbTime, DbUuid};
 use serde::Deserialize;
 use serde_json::Value;
@@ -66,6 +67,10 @@ pub struct TelemetrySettings {
     pub max_metadata_bytes: usize,
     /// Prices by `provider/model`, used when a record carries no cost.
     pub prices: BTreeMap<String, Price>,
+    /// How long a replaced integration key stays valid after rotation, in seconds.
+    pub key_rotation_grace_secs: u64,
+    /// Longest range a summary or daily read may ask for, in days.
+    pub max_range_days: i64,
 }
 
 impl Default for TelemetrySettings {
@@ -103,6 +108,8 @@ impl Default for TelemetrySettings {
             max_batch: 1_000,
             max_metadata_bytes: 4_096,
             prices,
+            key_rotation_grace_secs: 86_400,
+            max_range_days: 366,
         }
     }
 }
@@ -272,6 +279,43 @@ pub async fn get_integration(conn: &mut Conn, tenant: uuid::Uuid, id: uuid::Uuid
             DriverError::NotFound => EngineError::NotFound("integration"),
             other => other.into(),
         })
+}
+
+pub async fn list_integrations(conn: &mut Conn, tenant: uuid::Uuid) -> EngineResult<Vec<IntegrationRow>> {
+    Ok(db::list_integrations(conn, tenant.into()).await?)
+}
+
+/// Renames and/or enables/disables an integration. Disabling refuses its keys on every
+/// replica within the credential poll interval.
+pub async fn update_integration(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    id: uuid::Uuid,
+    name: Option<String>,
+    active: Option<bool>,
+) -> EngineResult<IntegrationRow> {
+    let current = get_integration(conn, tenant, id).await?;
+    if let Some(name) = &name {
+        text("name", name.trim(), 200).map_err(|(f, r)| EngineError::invalid(f, r))?;
+    }
+    let status = active.map(|a| if a { "ACTIVE" } else { "DISABLED" }.to_owned());
+    let updated = db::update_integration(
+        conn,
+        current.tenant_id,
+        current.id,
+        name.map(|n| n.trim().to_owned()),
+        status,
+        DbTime::now(),
+    )
+    .await
+    .map_err(|e| match e {
+        DriverError::Conflict(_) => EngineError::Conflict("an integration with that name exists".into()),
+        other => other.into(),
+    })?;
+    if updated.status != current.status {
+        auth_epoch::bump(conn).await?;
+    }
+    Ok(updated)
 }
 
 /// Creates an ACTIVE integration.

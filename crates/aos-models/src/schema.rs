@@ -208,6 +208,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{UtcTimestamp, Uuid};
+
+    cus_integration_keys (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        integration_id -> Uuid,
+        prefix -> Text,
+        key_hash -> Text,
+        can_read -> Bool,
+        created_by -> Text,
+        created_at -> UtcTimestamp,
+        expires_at -> Nullable<UtcTimestamp>,
+        revoked_at -> Nullable<UtcTimestamp>,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(mcp_servers -> tenants (tenant_id));
 diesel::joinable!(mcp_tools -> mcp_servers (server_id));
@@ -219,5 +237,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     mcp_tool_invocations,
     cus_integrations,
     llm_usage_records,
-    llm_usage_daily
+    llm_usage_daily,
+    cus_integration_keys
 );

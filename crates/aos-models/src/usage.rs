@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use crate::schema::{cus_integrations, llm_usage_daily, llm_usage_records};
+use crate::schema::{cus_integration_keys, cus_integrations, llm_usage_daily, llm_usage_records};
 use crate::types::{DbJson, DbTime, DbUuid};
 
 /// Number of latency histogram buckets in [`DailyUsageRow`].
@@ -132,4 +132,22 @@ impl DailyUsageRow {
             _ => return None,
         })
     }
+}
+
+/// A key an integration sends as `X-CUS-Integration-Key` (hash and prefix only).
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Insertable)]
+#[diesel(table_name = cus_integration_keys)]
+pub struct IntegrationKeyRow {
+    pub id: DbUuid,
+    pub tenant_id: DbUuid,
+    pub integration_id: DbUuid,
+    pub prefix: String,
+    pub key_hash: String,
+    /// May also read the integration's usage.
+    pub can_read: bool,
+    pub created_by: String,
+    pub created_at: DbTime,
+    /// Set when a newer key replaced this one: valid until then (the grace period).
+    pub expires_at: Option<DbTime>,
+    pub revoked_at: Option<DbTime>,
 }

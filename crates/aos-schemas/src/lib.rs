@@ -15,6 +15,7 @@ pub mod error;
 pub mod mcp;
 pub mod session;
 pub mod system;
+pub mod telemetry;
 pub mod tenants;
 
 pub use envelope::{DataEnvelope, ListEnvelope, ListMeta};

@@ -16,6 +16,8 @@ pub enum AuthType {
     Human,
     /// An API key.
     Machine,
+    /// A customer integration's key (`X-CUS-Integration-Key`).
+    Integration,
 }
 
 /// The verified context of the caller.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use aos_engines::auth::{JwtSettings, JwtVerifier};
 pub use aos_engines::mcp::client::McpSettings;
+pub use aos_engines::telemetry::TelemetrySettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -196,6 +197,7 @@ pub struct SpineConfig {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub mcp: McpSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 impl SpineConfig {
@@ -208,6 +210,12 @@ impl SpineConfig {
                 None => ConfigError::new("mcp", message),
             }
         })?;
+        if !(1..=100_000).contains(&self.telemetry.max_batch) {
+            return Err(ConfigError::new("telemetry.max_batch", "must be between 1 and 100000"));
+        }
+        if self.telemetry.max_range_days < 1 {
+            return Err(ConfigError::new("telemetry.max_range_days", "must be at least 1"));
+        }
         if self.mcp.health_concurrency == 0 {
             return Err(ConfigError::new("mcp.health_concurrency", "must be at least 1"));
         }

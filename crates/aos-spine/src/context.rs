@@ -27,6 +27,13 @@ pub enum AuthContext {
         scopes: Vec<Scope>,
         expires_at: Option<OffsetDateTime>,
     },
+    /// A customer integration's key: writes its own usage; reads it when `can_read`.
+    Integration {
+        tenant_id: Uuid,
+        integration_id: Uuid,
+        key_id: Uuid,
+        scopes: Vec<Scope>,
+    },
 }
 
 impl From<Principal> for AuthContext {
@@ -55,6 +62,23 @@ impl From<Principal> for AuthContext {
                 scopes,
                 expires_at,
             },
+            Principal::Integration {
+                tenant_id,
+                integration_id,
+                key_id,
+                can_read,
+            } => {
+                let mut scopes = vec![Scope::TelemetryWrite];
+                if can_read {
+                    scopes.insert(0, Scope::TelemetryRead);
+                }
+                Self::Integration {
+                    tenant_id,
+                    integration_id,
+                    key_id,
+                    scopes,
+                }
+            }
         }
     }
 }
@@ -66,6 +90,7 @@ impl AuthContext {
             Self::Founder => "founder",
             Self::Human { .. } => "human",
             Self::Machine { .. } => "machine",
+            Self::Integration { .. } => "integration",
         }
     }
 
@@ -73,7 +98,9 @@ impl AuthContext {
     pub fn tenant_id(&self) -> Option<Uuid> {
         match self {
             Self::Founder => None,
-            Self::Human { tenant_id, .. } | Self::Machine { tenant_id, .. } => Some(*tenant_id),
+            Self::Human { tenant_id, .. } | Self::Machine { tenant_id, .. } | Self::Integration { tenant_id, .. } => {
+                Some(*tenant_id)
+            }
         }
     }
 
@@ -83,13 +110,22 @@ impl AuthContext {
             Self::Founder => "founder".into(),
             Self::Human { user_id, .. } => format!("user:{user_id}"),
             Self::Machine { key_id, .. } => format!("key:{key_id}"),
+            Self::Integration { key_id, .. } => format!("integration_key:{key_id}"),
         }
     }
 
     pub fn scopes(&self) -> &[Scope] {
         match self {
             Self::Founder => &[],
-            Self::Human { scopes, .. } | Self::Machine { scopes, .. } => scopes,
+            Self::Human { scopes, .. } | Self::Machine { scopes, .. } | Self::Integration { scopes, .. } => scopes,
+        }
+    }
+
+    /// For an integration key: the one integration it may touch.
+    pub fn integration(&self) -> Option<Uuid> {
+        match self {
+            Self::Integration { integration_id, .. } => Some(*integration_id),
+            _ => None,
         }
     }
 
@@ -111,7 +147,9 @@ impl AuthContext {
                 ErrorCode::Forbidden,
                 "the platform operator has no tenant of its own; use the /api/v1/admin routes",
             )),
-            Self::Human { tenant_id, scopes, .. } | Self::Machine { tenant_id, scopes, .. } => {
+            Self::Human { tenant_id, scopes, .. }
+            | Self::Machine { tenant_id, scopes, .. }
+            | Self::Integration { tenant_id, scopes, .. } => {
                 if scope::allows(scopes, wanted) {
                     Ok(*tenant_id)
                 } else {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use aos_drivers::{Conn, TxFuture, TxMode};
 use aos_engines::mcp::client::McpRuntime;
+use aos_engines::telemetry::TelemetrySettings;
 
 use crate::error::{SpineError, SpineResult};
 use crate::spine::Shared;
@@ -21,9 +22,10 @@ pub enum Mode {
     Write,
 }
 
-/// What an operation receives: a connection in the mode it declared.
+/// What an operation receives: a connection in the mode it declared, and settings.
 pub struct OperationContext<'c> {
     pub conn: &'c mut Conn,
+    pub(crate) telemetry: &'c TelemetrySettings,
 }
 
 pub type OpFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, SpineError>> + Send + 'c>>;

@@ -27,6 +27,7 @@ pub(crate) struct Shared {
     pub(crate) db: Database,
     pub(crate) auth: Arc<Authenticator>,
     pub(crate) mcp: Arc<McpRuntime>,
+    pub(crate) telemetry: aos_engines::telemetry::TelemetrySettings,
     /// Stops the background loops (credential epoch, health checks) when the last handle goes.
     _poller: DropGuard,
     /// The runtime that opened the spine: operations run here, not on the (per-worker,
@@ -209,6 +210,7 @@ impl Spine {
                 db,
                 auth,
                 mcp,
+                telemetry: config.telemetry.clone(),
                 _poller: stop.drop_guard(),
                 runtime: tokio::runtime::Handle::current(),
                 tasks: TaskTracker::new(),
@@ -271,6 +273,17 @@ impl Spine {
         self.shared.db.close();
     }
 
+    /// Verifies an integration key (`X-CUS-Integration-Key`) presented from `peer`.
+    pub async fn authenticate_integration(&self, presented: &str, peer: Option<IpAddr>) -> SpineResult<AuthContext> {
+        let db = self.shared.db.clone();
+        let principal = self
+            .shared
+            .auth
+            .authenticate_integration(presented, peer, move || async move { db.conn().await })
+            .await?;
+        Ok(principal.into())
+    }
+
     /// Runs `op` to completion in its own task, in the database mode it declares.
     ///
     /// The task is spawned, not awaited in place: if the caller's future is dropped (the
@@ -287,12 +300,22 @@ impl Spine {
                 let result = match O::MODE {
                     Mode::Read => {
                         let mut conn = shared.db.conn().await?;
-                        op.run(OperationContext { conn: &mut conn }).await
+                        op.run(OperationContext {
+                            conn: &mut conn,
+                            telemetry: &shared.telemetry,
+                        })
+                        .await
                     }
                     Mode::Write => {
                         let db = shared.db.clone();
                         db.transaction(TxMode::Write, move |conn| {
-                            Box::pin(async move { op.run(OperationContext { conn }).await })
+                            Box::pin(async move {
+                                op.run(OperationContext {
+                                    conn,
+                                    telemetry: &shared.telemetry,
+                                })
+                                .await
+                            })
                         })
                         .await
                     }

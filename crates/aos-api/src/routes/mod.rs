@@ -5,3 +5,4 @@ pub mod api_keys;
 pub mod mcp_servers;
 pub mod session;
 pub mod system;
+pub mod telemetry;

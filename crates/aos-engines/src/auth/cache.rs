@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use aos_drivers::{Conn, auth_epoch};
 use aos_models::api_key::ApiKeyRow;
+use aos_models::usage::IntegrationKeyRow;
 
 use crate::error::EngineResult;
 use crate::tenants::TenantStatus;
@@ -29,10 +30,19 @@ pub struct CachedKey {
     loaded: Instant,
 }
 
+#[derive(Debug)]
+pub struct CachedIntegrationKey {
+    pub key: IntegrationKeyRow,
+    pub integration_active: bool,
+    pub tenant_status: TenantStatus,
+    loaded: Instant,
+}
+
 #[derive(Debug, Default)]
 struct State {
     epoch: i64,
     keys: HashMap<String, Arc<CachedKey>>,
+    integration_keys: HashMap<String, Arc<CachedIntegrationKey>>,
     tenants: HashMap<uuid::Uuid, (TenantStatus, Instant)>,
 }
 
@@ -93,6 +103,41 @@ impl CredentialCache {
         entry
     }
 
+    pub fn integration_key(&self, key_hash: &str) -> Option<Arc<CachedIntegrationKey>> {
+        let state = self.state.read().ok()?;
+        state
+            .integration_keys
+            .get(key_hash)
+            .filter(|e| e.loaded.elapsed() < self.ttl)
+            .cloned()
+    }
+
+    /// Stores a loaded integration key unless the epoch moved since `seen_epoch`.
+    pub fn insert_integration_key(
+        &self,
+        key_hash: String,
+        key: IntegrationKeyRow,
+        integration_active: bool,
+        tenant_status: TenantStatus,
+        seen_epoch: i64,
+    ) -> Arc<CachedIntegrationKey> {
+        let entry = Arc::new(CachedIntegrationKey {
+            key,
+            integration_active,
+            tenant_status,
+            loaded: Instant::now(),
+        });
+        if let Ok(mut state) = self.state.write()
+            && state.epoch == seen_epoch
+        {
+            if state.integration_keys.len() >= MAX_ENTRIES {
+                state.integration_keys.clear();
+            }
+            state.integration_keys.insert(key_hash, Arc::clone(&entry));
+        }
+        entry
+    }
+
     pub fn tenant(&self, id: uuid::Uuid) -> Option<TenantStatus> {
         let state = self.state.read().ok()?;
         state
@@ -130,7 +175,10 @@ impl CredentialCache {
 
     /// Number of cached keys (for tests and metrics).
     pub fn len(&self) -> usize {
-        self.state.read().map(|s| s.keys.len() + s.tenants.len()).unwrap_or(0)
+        self.state
+            .read()
+            .map(|s| s.keys.len() + s.integration_keys.len() + s.tenants.len())
+            .unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {

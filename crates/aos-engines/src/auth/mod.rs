@@ -9,6 +9,7 @@
 //! asks its caller for a connection.
 
 pub mod cache;
+pub mod integration_keys;
 pub mod jwt;
 pub mod keys;
 pub mod limiter;
@@ -49,6 +50,14 @@ pub enum Principal {
         key_id: uuid::Uuid,
         scopes: Vec<Scope>,
         expires_at: Option<time::OffsetDateTime>,
+    },
+    /// A customer integration's key (`X-CUS-Integration-Key`): writes its own usage, and
+    /// reads it when `can_read`.
+    Integration {
+        tenant_id: uuid::Uuid,
+        integration_id: uuid::Uuid,
+        key_id: uuid::Uuid,
+        can_read: bool,
     },
 }
 
@@ -116,6 +125,85 @@ impl Authenticator {
             }
             other => other,
         }
+    }
+
+    /// Verifies an integration key (`X-CUS-Integration-Key`), with the same cache,
+    /// invalidation and failure limits as API keys.
+    pub async fn authenticate_integration<F, Fut>(
+        &self,
+        presented: &str,
+        peer: Option<IpAddr>,
+        conn: F,
+    ) -> EngineResult<Principal>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Conn, DriverError>>,
+    {
+        match self.integration(presented, conn).await {
+            Err(EngineError::Unauthenticated(why)) => {
+                let mut counters = Vec::with_capacity(2);
+                if let Some(ip) = peer {
+                    counters.push(format!("ip:{ip}"));
+                }
+                counters.push(format!("prefix:{}", presented.chars().take(15).collect::<String>()));
+                match self.limiter.record_failure(&counters) {
+                    Some(wait) => Err(EngineError::RateLimited(wait.as_secs().max(1))),
+                    None => Err(EngineError::Unauthenticated(why)),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn integration<F, Fut>(&self, presented: &str, conn: F) -> EngineResult<Principal>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Conn, DriverError>>,
+    {
+        if !integration_keys::looks_like_key(presented) {
+            return Err(EngineError::Unauthenticated("malformed integration key"));
+        }
+        let hash = keys::hash_key(presented);
+        let entry = match self.cache.integration_key(&hash) {
+            Some(entry) => entry,
+            None => {
+                let seen = self.cache.epoch();
+                let mut conn = conn().await?;
+                let Some(key) = aos_drivers::usage::find_integration_key(&mut conn, &hash).await? else {
+                    return Err(EngineError::Unauthenticated("invalid integration key"));
+                };
+                let integration =
+                    crate::telemetry::get_integration(&mut conn, key.tenant_id.into(), key.integration_id.into())
+                        .await?;
+                let tenant = tenants::get(&mut conn, key.tenant_id.into()).await?;
+                self.cache.insert_integration_key(
+                    hash.clone(),
+                    key,
+                    integration.status == "ACTIVE",
+                    tenant.status(),
+                    seen,
+                )
+            }
+        };
+        if !bool::from(entry.key.key_hash.as_bytes().ct_eq(hash.as_bytes())) {
+            return Err(EngineError::Unauthenticated("invalid integration key"));
+        }
+        if entry.key.revoked_at.is_some() {
+            return Err(EngineError::Unauthenticated("integration key revoked"));
+        }
+        if !integration_keys::is_live(&entry.key, time::OffsetDateTime::now_utc()) {
+            return Err(EngineError::Unauthenticated("integration key expired (rotated)"));
+        }
+        tenant_gate(entry.tenant_status)?;
+        if !entry.integration_active {
+            return Err(EngineError::Forbidden("the integration is disabled".into()));
+        }
+        Ok(Principal::Integration {
+            tenant_id: entry.key.tenant_id.into(),
+            integration_id: entry.key.integration_id.into(),
+            key_id: entry.key.id.into(),
+            can_read: entry.key.can_read,
+        })
     }
 
     async fn verify<F, Fut>(&self, presented: &str, conn: F) -> EngineResult<Principal>

@@ -16,4 +16,5 @@ pub mod api_keys;
 pub mod cursor;
 pub mod mcp;
 pub mod session;
+pub mod telemetry;
 pub mod tenants;

@@ -29,6 +29,9 @@ impl Operation for Context {
                 AuthContext::Machine { key_id, expires_at, .. } => {
                     (AuthType::Machine, key_id.to_string(), Vec::new(), *expires_at)
                 }
+                AuthContext::Integration { key_id, .. } => {
+                    (AuthType::Integration, key_id.to_string(), Vec::new(), None)
+                }
             };
             let scopes = match &self.actor {
                 AuthContext::Founder => Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),

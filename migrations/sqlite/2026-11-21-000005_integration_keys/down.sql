@@ -1,0 +1,1 @@
+DROP TABLE cus_integration_keys;
