@@ -4,6 +4,7 @@
 #   make test    everything CI checks: fmt, clippy, cargo-deny, tests on PostgreSQL and SQLite, e2e
 #   make e2e     the end-to-end tests: the real binary driven over HTTP, MCP servers from the Python SDK
 #   make bench-auth   authentication overhead against a same-run baseline (docs/BENCHMARKS.md)
+#   make bench-ingest telemetry ingestion through the API against COPY (docs/BENCHMARKS.md)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -22,7 +23,7 @@ else
   CARGO_TEST_SKIP :=
 endif
 
-.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e bench-auth
+.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e bench-auth bench-ingest
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -76,3 +77,6 @@ e2e: build
 bench-auth:
 	$(CARGO) run -q --release -p aos-tests --bin aos-bench-auth
 	$(CARGO) run -q --release -p aos-tests --bin aos-bench-auth -- --postgres
+
+bench-ingest:
+	$(CARGO) run -q --release -p aos-tests --bin aos-bench-ingest
