@@ -79,4 +79,4 @@ bench-auth:
 	$(CARGO) run -q --release -p aos-tests --bin aos-bench-auth -- --postgres
 
 bench-ingest:
-	$(CARGO) run -q --release -p aos-tests --bin aos-bench-ingest
+	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-ingest

@@ -40,7 +40,10 @@ fn batch_json(offset: usize, base: time::OffsetDateTime) -> Value {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let total: usize = std::env::var("AOS_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let total: usize = std::env::var("AOS_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let total = total.div_ceil(BATCH) * BATCH;
     let app = Arc::new(spawn_with_telemetry(Backend::Postgres, aos_spine::TelemetrySettings::default()).await);
     let tenant = app.create_tenant("bench").await;
@@ -56,7 +59,11 @@ async fn main() {
         .unwrap();
     let integration = created["data"]["id"].as_str().unwrap().to_owned();
     let issued: Value = app
-        .as_(&admin, reqwest::Method::POST, &format!("/api/v1/integrations/{integration}/keys"))
+        .as_(
+            &admin,
+            reqwest::Method::POST,
+            &format!("/api/v1/integrations/{integration}/keys"),
+        )
         .json(&json!({"can_read": true}))
         .send()
         .await
@@ -68,7 +75,9 @@ async fn main() {
     let base = time::OffsetDateTime::now_utc();
 
     // Bodies are built before the clock starts: we time AOS, not the client's JSON.
-    let bodies: Vec<Vec<u8>> = (0..total / BATCH).map(|b| serde_json::to_vec(&batch_json(b * BATCH, base)).unwrap()).collect();
+    let bodies: Vec<Vec<u8>> = (0..total / BATCH)
+        .map(|b| serde_json::to_vec(&batch_json(b * BATCH, base)).unwrap())
+        .collect();
     let bodies = Arc::new(bodies);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
@@ -99,9 +108,13 @@ async fn main() {
 
     // The database's own limit: COPY the same rows into a table shaped like the real one.
     let admin_url = aos_tests::database_url_of(&app);
-    let (pg, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.unwrap();
+    let (pg, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(connection);
-    pg.batch_execute("CREATE TABLE bench_copy (LIKE llm_usage_records INCLUDING ALL)").await.unwrap();
+    pg.batch_execute("CREATE TABLE bench_copy (LIKE llm_usage_records INCLUDING ALL)")
+        .await
+        .unwrap();
     let tenant_id = tenant.clone();
     let started = Instant::now();
     {
@@ -140,7 +153,12 @@ async fn main() {
             let mut samples = Vec::new();
             for _ in 0..50 {
                 let started = Instant::now();
-                let response = client.get(app.url(&path)).header("x-cus-integration-key", &key).send().await.unwrap();
+                let response = client
+                    .get(app.url(&path))
+                    .header("x-cus-integration-key", &key)
+                    .send()
+                    .await
+                    .unwrap();
                 assert!(response.status().is_success());
                 let _ = response.bytes().await.unwrap();
                 samples.push(started.elapsed());
@@ -154,9 +172,29 @@ async fn main() {
 
     let rate = |d: Duration| total as f64 / d.as_secs_f64();
     println!("records: {total} (batches of {BATCH}, {CLIENTS} clients), PostgreSQL");
-    println!("{:<34} {:>10.1} s {:>12.0} rec/s", "API batch ingestion", api.as_secs_f64(), rate(api));
-    println!("{:<34} {:>10.1} s {:>12.0} rec/s", "COPY of the same rows (baseline)", copy.as_secs_f64(), rate(copy));
+    println!(
+        "{:<34} {:>10.1} s {:>12.0} rec/s",
+        "API batch ingestion",
+        api.as_secs_f64(),
+        rate(api)
+    );
+    println!(
+        "{:<34} {:>10.1} s {:>12.0} rec/s",
+        "COPY of the same rows (baseline)",
+        copy.as_secs_f64(),
+        rate(copy)
+    );
     println!("{:<34} {:>12.2}", "API / COPY throughput", rate(api) / rate(copy));
-    println!("{:<34} p50 {:>7.1} ms  p99 {:>7.1} ms", "summary read", summary_p50.as_secs_f64() * 1e3, summary_p99.as_secs_f64() * 1e3);
-    println!("{:<34} p50 {:>7.1} ms  p99 {:>7.1} ms", "daily read (30 days)", daily_p50.as_secs_f64() * 1e3, daily_p99.as_secs_f64() * 1e3);
+    println!(
+        "{:<34} p50 {:>7.1} ms  p99 {:>7.1} ms",
+        "summary read",
+        summary_p50.as_secs_f64() * 1e3,
+        summary_p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<34} p50 {:>7.1} ms  p99 {:>7.1} ms",
+        "daily read (30 days)",
+        daily_p50.as_secs_f64() * 1e3,
+        daily_p99.as_secs_f64() * 1e3
+    );
 }

@@ -209,8 +209,13 @@ async fn serve(
     .expect("open the spine");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let port = listener.local_addr().expect("local address").port();
+    // One worker keeps tests light; benchmarks ask for one per core, as production runs.
+    let workers = std::env::var("AOS_TEST_HTTP_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
     let server = HttpServer::new(move || aos_api::app(spine.clone(), api.clone()))
-        .workers(1)
+        .workers(workers)
         .disable_signals()
         .listen(listener)
         .expect("listen")

@@ -130,12 +130,13 @@ pub struct UsageRecord {
 }
 
 /// `POST /api/v1/telemetry/llm-usage/batch`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageBatch {
     /// Each element is checked on its own: one bad record does not refuse the others.
+    /// Kept as raw JSON until then, so each record is parsed once.
     #[schema(value_type = Vec<UsageRecord>)]
-    pub records: Vec<Value>,
+    pub records: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// What happened to one record.

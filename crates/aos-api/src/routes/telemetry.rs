@@ -144,7 +144,7 @@ pub async fn revoke_key(
 pub async fn ingest_one(
     spine: web::Data<Spine>,
     caller: Caller,
-    body: web::Json<serde_json::Value>,
+    body: web::Json<Box<serde_json::value::RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
     let result = spine
         .execute(Ingest {

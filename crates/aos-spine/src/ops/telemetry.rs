@@ -253,8 +253,9 @@ impl Operation for RevokeKey {
     }
 }
 
-fn to_input(value: serde_json::Value) -> Result<UsageInput, (String, String)> {
-    let record: api::UsageRecord = serde_path_to_error::deserialize(value).map_err(|e| {
+fn to_input(raw: &serde_json::value::RawValue) -> Result<UsageInput, (String, String)> {
+    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+    let record: api::UsageRecord = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let field = e.path().to_string();
         (
             if field == "." { "record".to_owned() } else { field },
@@ -284,7 +285,7 @@ fn to_input(value: serde_json::Value) -> Result<UsageInput, (String, String)> {
 /// means every accepted record is committed.
 pub struct Ingest {
     pub actor: AuthContext,
-    pub records: Vec<serde_json::Value>,
+    pub records: Vec<Box<serde_json::value::RawValue>>,
 }
 
 impl Operation for Ingest {
@@ -311,8 +312,8 @@ impl Operation for Ingest {
             let mut parsed = Vec::with_capacity(self.records.len());
             let mut early: Vec<(usize, String, String)> = Vec::new();
             let mut positions = Vec::with_capacity(self.records.len());
-            for (index, value) in self.records.into_iter().enumerate() {
-                match to_input(value) {
+            for (index, raw) in self.records.iter().enumerate() {
+                match to_input(raw) {
                     Ok(input) => {
                         positions.push(index);
                         parsed.push(input);
