@@ -487,6 +487,62 @@ async fn reads_are_scoped_and_dates_validated(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // Nor reach any of its integration's endpoints.
+    let first_key_id = {
+        let (_, keys) = send(
+            app,
+            Method::GET,
+            &format!("/api/v1/integrations/{}/keys", s.integration),
+            admin,
+            None,
+        )
+        .await;
+        keys["data"][0]["id"].as_str().unwrap().to_owned()
+    };
+    let other_admin = app.create_key(&app.create_tenant("Third").await, &["admin"]).await.1;
+    let oa = bearer(&other_admin);
+    for (method, path, body) in [
+        (Method::GET, format!("/api/v1/integrations/{}", s.integration), None),
+        (
+            Method::PATCH,
+            format!("/api/v1/integrations/{}", s.integration),
+            Some(json!({"status": "DISABLED"})),
+        ),
+        (Method::DELETE, format!("/api/v1/integrations/{}", s.integration), None),
+        (
+            Method::POST,
+            format!("/api/v1/integrations/{}/keys", s.integration),
+            Some(json!({})),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/integrations/{}/keys", s.integration),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/integrations/{}/keys/{first_key_id}", s.integration),
+            None,
+        ),
+    ] {
+        let (status, body) = send(app, method.clone(), &path, (oa.0, &oa.1), body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+    }
+    let (_, listed) = send(app, Method::GET, "/api/v1/integrations", (oa.0, &oa.1), None).await;
+    assert_eq!(listed["data"], json!([]));
+    assert_eq!(
+        send(
+            app,
+            Method::POST,
+            "/api/v1/telemetry/llm-usage",
+            ik,
+            Some(record("a-2", 0))
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+
     // A reading integration key sees only its own integration.
     let (_, second) = send(
         app,

@@ -68,6 +68,7 @@ where
                 .service(routes::telemetry::list_integrations)
                 .service(routes::telemetry::get_integration)
                 .service(routes::telemetry::update_integration)
+                .service(routes::telemetry::delete_integration)
                 .service(routes::telemetry::issue_key)
                 .service(routes::telemetry::list_keys)
                 .service(routes::telemetry::revoke_key),

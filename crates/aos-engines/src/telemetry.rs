@@ -281,8 +281,31 @@ pub async fn get_integration(conn: &mut Conn, tenant: uuid::Uuid, id: uuid::Uuid
         })
 }
 
+/// The tenant's integrations, deleted ones left out.
 pub async fn list_integrations(conn: &mut Conn, tenant: uuid::Uuid) -> EngineResult<Vec<IntegrationRow>> {
-    Ok(db::list_integrations(conn, tenant.into()).await?)
+    let mut rows = db::list_integrations(conn, tenant.into()).await?;
+    rows.retain(|r| r.status != "DELETED");
+    Ok(rows)
+}
+
+/// Soft-deletes an integration: hidden from lists, its keys refused everywhere within
+/// the credential poll interval, its usage kept for the dashboards and audit.
+pub async fn delete_integration(conn: &mut Conn, tenant: uuid::Uuid, id: uuid::Uuid) -> EngineResult<IntegrationRow> {
+    let current = get_integration(conn, tenant, id).await?;
+    if current.status == "DELETED" {
+        return Err(EngineError::NotFound("integration"));
+    }
+    let updated = db::update_integration(
+        conn,
+        current.tenant_id,
+        current.id,
+        None,
+        Some("DELETED".into()),
+        DbTime::now(),
+    )
+    .await?;
+    auth_epoch::bump(conn).await?;
+    Ok(updated)
 }
 
 /// Renames and/or enables/disables an integration. Disabling refuses its keys on every
@@ -295,6 +318,9 @@ pub async fn update_integration(
     active: Option<bool>,
 ) -> EngineResult<IntegrationRow> {
     let current = get_integration(conn, tenant, id).await?;
+    if current.status == "DELETED" {
+        return Err(EngineError::NotFound("integration"));
+    }
     if let Some(name) = &name {
         text("name", name.trim(), 200).map_err(|(f, r)| EngineError::invalid(f, r))?;
     }

@@ -10,8 +10,8 @@ use aos_schemas::telemetry::{
 use aos_schemas::{DataEnvelope, ErrorCode, ErrorEnvelope, ListEnvelope};
 use aos_spine::Spine;
 use aos_spine::ops::telemetry::{
-    CreateIntegration, Daily, GetIntegration, History, Ingest, IssueKey, ListIntegrations, ListKeys, RevokeKey,
-    Summary, UpdateIntegration,
+    CreateIntegration, Daily, DeleteIntegration, GetIntegration, History, Ingest, IssueKey, ListIntegrations, ListKeys,
+    RevokeKey, Summary, UpdateIntegration,
 };
 use uuid::Uuid;
 
@@ -79,6 +79,23 @@ pub async fn update_integration(
             actor: caller.0,
             id: id.into_inner(),
             request: body.into_inner(),
+        })
+        .await?))
+}
+
+/// Delete an integration (soft): hidden from lists, its keys refused, its usage kept.
+#[utoipa::path(tag = "telemetry", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = DataEnvelope<Integration>), (status = 404, body = ErrorEnvelope)))]
+#[delete("/{id}")]
+pub async fn delete_integration(
+    spine: web::Data<Spine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(ok(spine
+        .execute(DeleteIntegration {
+            actor: caller.0,
+            id: id.into_inner(),
         })
         .await?))
 }

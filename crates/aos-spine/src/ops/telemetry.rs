@@ -179,6 +179,27 @@ impl Operation for UpdateIntegration {
     }
 }
 
+/// `telemetry.integrations.delete` (soft: usage is kept, keys are refused)
+pub struct DeleteIntegration {
+    pub actor: AuthContext,
+    pub id: Uuid,
+}
+
+impl Operation for DeleteIntegration {
+    const NAME: &'static str = "telemetry.integrations.delete";
+    const MODE: Mode = Mode::Write;
+    type Output = api::Integration;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with(Scope::Admin)?;
+            Ok(integration_to_api(
+                engine::delete_integration(cx.conn, tenant, self.id).await?,
+            ))
+        })
+    }
+}
+
 /// `telemetry.integration_keys.issue`: a new key; earlier ones expire after the grace.
 pub struct IssueKey {
     pub actor: AuthContext,
