@@ -75,14 +75,7 @@ async fn rs256_app(backend: Backend) -> TestApp {
     .await
 }
 
-macro_rules! both {
-    ($($name:ident),*) => {
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(aos_tests::Backend::Postgres).await } )* }
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(aos_tests::Backend::Sqlite).await } )* }
-    };
-}
-
-both!(
+aos_tests::for_each_backend!(
     an_admin_user_reads_its_context_and_manages_keys,
     roles_that_are_not_admin_grant_only_their_scopes,
     tokens_that_fail_any_check_are_refused,

@@ -16,14 +16,7 @@ use serde_json::{Value, json};
 
 const BASE: &str = "/api/v1/integrations/mcp-servers";
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(aos_tests::Backend::Postgres).await } )* }
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(aos_tests::Backend::Sqlite).await } )* }
-    };
-}
-
-both!(
+aos_tests::for_each_backend!(
     a_tenant_registers_discovers_manages_and_deletes_a_streamable_http_server,
     legacy_sse_and_stdio_servers_are_discovered,
     a_changing_tool_list_marks_tools_unavailable_then_back,

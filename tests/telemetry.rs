@@ -13,14 +13,7 @@ use aos_tests::{Backend, TestApp, spawn_with_telemetry};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(aos_tests::Backend::Postgres).await } )* }
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(aos_tests::Backend::Sqlite).await } )* }
-    };
-}
-
-both!(
+aos_tests::for_each_backend!(
     an_integration_ingests_and_its_usage_is_summarised,
     malformed_requests_are_refused_whole_and_bad_records_alone,
     keys_rotate_with_grace_and_revocation_and_disabling_bite,

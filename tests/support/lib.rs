@@ -245,3 +245,19 @@ macro_rules! on_both_backends {
         )* }
     };
 }
+
+/// Generates `postgres::NAME` and `sqlite::NAME` for each `async fn NAME(Backend)`, for
+/// tests that set their server up themselves.
+#[macro_export]
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod postgres { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Postgres).await }
+        )* }
+        mod sqlite { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Sqlite).await }
+        )* }
+    };
+}
