@@ -402,6 +402,15 @@ async fn openapi_document_lists_the_routes(app: TestApp) {
         "/readyz",
         "/api/v1/admin/tenants",
         "/api/v1/admin/tenants/{id}",
+        "/api/v1/admin/tenants/{id}/api-keys",
+        "/api/v1/session/context",
+        "/api/v1/api-keys",
+        "/api/v1/integrations/mcp-servers",
+        "/api/v1/integrations/mcp-servers/{server_id}/tools/{tool_id}/risk",
+        "/api/v1/integrations",
+        "/api/v1/integrations/{id}/keys",
+        "/api/v1/telemetry/llm-usage/batch",
+        "/api/v1/telemetry/usage/summary",
     ] {
         assert!(paths.contains_key(path), "missing {path}");
     }

@@ -11,6 +11,17 @@
 //! | `api_keys.list` | read | founder (any tenant); tenant admin (own tenant) |
 //! | `api_keys.revoke` | write | tenant admin (own tenant) |
 //! | `api_keys.revoke_any` | write | founder |
+//! | `integrations.mcp_servers.register_server` | workflow | `mcp:admin` |
+//! | `integrations.mcp_servers.discover_tools` | workflow | `mcp:admin` |
+//! | `integrations.mcp_servers.health_check` | workflow | `mcp:read` |
+//! | `integrations.mcp_servers.get_server` / `list_servers` / `list_tools` / `get_tool` / `get_invocations` | read | `mcp:read` |
+//! | `integrations.mcp_servers.delete_server` / `set_tool_enabled` / `set_tool_risk` | write | `mcp:admin` |
+//! | `telemetry.integrations.create` / `update` / `delete` | write | `admin` |
+//! | `telemetry.integrations.list` / `get` | read | `telemetry:read` |
+//! | `telemetry.integration_keys.issue` / `revoke` | write | `admin` |
+//! | `telemetry.integration_keys.list` | read | `admin` |
+//! | `telemetry.ingest` | write | integration key |
+//! | `telemetry.usage.summary` / `daily` / `history` | read | `telemetry:read` (integration keys: own, with `can_read`) |
 
 pub mod api_keys;
 pub mod cursor;
