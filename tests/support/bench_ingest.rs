@@ -107,7 +107,7 @@ async fn main() {
     let api = started.elapsed();
 
     // The database's own limit: COPY the same rows into a table shaped like the real one.
-    let admin_url = aos_tests::database_url_of(&app);
+    let admin_url = app.database_url();
     let (pg, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
         .await
         .unwrap();

@@ -103,11 +103,6 @@ impl Drop for TestApp {
     }
 }
 
-/// The database URL of a running test app (for benchmarks that compare against it).
-pub fn database_url_of(app: &TestApp) -> String {
-    app.database_url()
-}
-
 /// Starts AOS on `backend` with default API settings.
 pub async fn spawn(backend: Backend) -> TestApp {
     spawn_with(backend, ApiConfig::default()).await
