@@ -110,8 +110,14 @@ async fn a_tenant_registers_discovers_manages_and_deletes_a_streamable_http_serv
             .as_array()
             .unwrap()
             .iter()
-            .all(|t| t["enabled"] == true && t["available"] == true && t["flags"] == json!([]))
+            .all(|t| t["available"] == true && t["flags"] == json!([]))
     );
+    // New tools start enabled (their definition approved) up to MEDIUM risk only.
+    for (name, enabled) in [("read_notes", true), ("sum", true), ("delete_note", false)] {
+        let t = tool(tools, name);
+        assert_eq!(t["enabled"], enabled, "{name}: {t}");
+        assert_eq!(t["approved_hash"] == t["tool_hash"], enabled, "{name}: {t}");
+    }
     let delete_id = tool(tools, "delete_note")["id"].as_str().unwrap().to_owned();
     let sum_hash = tool(tools, "sum")["tool_hash"].clone();
 

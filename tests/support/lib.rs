@@ -10,7 +10,10 @@ use actix_web::HttpServer;
 use actix_web::dev::ServerHandle;
 use aos_api::ApiConfig;
 use aos_drivers::testing::TestDatabase;
-use aos_spine::{AuthConfig, DatabaseConfig, McpSettings, Spine, SpineConfig, TelemetrySettings};
+use aos_spine::{
+    ApprovalSettings, AuthConfig, DatabaseConfig, ManifestSettings, McpSettings, PolicySettings, Spine, SpineConfig,
+    TelemetrySettings,
+};
 use secrecy::SecretString;
 
 pub use aos_drivers::Backend;
@@ -27,6 +30,8 @@ pub struct TestApp {
     pub backend: Backend,
     handle: ServerHandle,
     db: Arc<TestDatabase>,
+    /// Holds the manifest signing key of this server (and its replicas).
+    _keys: Arc<tempfile::TempDir>,
 }
 
 impl TestApp {
@@ -158,18 +163,11 @@ pub async fn spawn_with_auth(backend: Backend, auth: AuthConfig) -> TestApp {
 /// `n` independent servers ("replicas") sharing one database.
 pub async fn spawn_replicas(backend: Backend, n: usize) -> Vec<TestApp> {
     let db = Arc::new(aos_drivers::testing::database(backend).await);
+    // Replicas share one manifest signing key, as production replicas must.
+    let keys = Arc::new(tempfile::tempdir().expect("key dir"));
     let mut apps = Vec::with_capacity(n);
     for _ in 0..n {
-        apps.push(
-            serve(
-                Arc::clone(&db),
-                ApiConfig::default(),
-                test_auth(),
-                test_mcp(),
-                TelemetrySettings::default(),
-            )
-            .await,
-        );
+        apps.push(serve_opts(Arc::clone(&db), Options::default(), Arc::clone(&keys)).await);
     }
     apps
 }
@@ -182,6 +180,40 @@ pub fn ensure_crypto_provider() {
     });
 }
 
+/// Everything a test server can be configured with.
+#[derive(Clone)]
+pub struct Options {
+    pub api: ApiConfig,
+    pub auth: AuthConfig,
+    pub mcp: McpSettings,
+    pub telemetry: TelemetrySettings,
+    pub policy: PolicySettings,
+    pub approvals: ApprovalSettings,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            api: ApiConfig::default(),
+            auth: test_auth(),
+            mcp: test_mcp(),
+            telemetry: TelemetrySettings::default(),
+            policy: PolicySettings::default(),
+            // The sweeper runs often so expiry tests are quick.
+            approvals: ApprovalSettings {
+                sweep_interval_ms: 200,
+                ..ApprovalSettings::default()
+            },
+        }
+    }
+}
+
+/// Starts AOS on `backend` with `options`.
+pub async fn spawn_opts(backend: Backend, options: Options) -> TestApp {
+    let db = Arc::new(aos_drivers::testing::database(backend).await);
+    serve_opts(db, options, Arc::new(tempfile::tempdir().expect("key dir"))).await
+}
+
 async fn serve(
     db: Arc<TestDatabase>,
     api: ApiConfig,
@@ -189,16 +221,41 @@ async fn serve(
     mcp: McpSettings,
     telemetry: TelemetrySettings,
 ) -> TestApp {
+    let options = Options {
+        api,
+        auth,
+        mcp,
+        telemetry,
+        ..Options::default()
+    };
+    serve_opts(db, options, Arc::new(tempfile::tempdir().expect("key dir"))).await
+}
+
+async fn serve_opts(db: Arc<TestDatabase>, options: Options, keys: Arc<tempfile::TempDir>) -> TestApp {
     ensure_crypto_provider();
     let database = DatabaseConfig {
         url: Some(db.url()),
         ..DatabaseConfig::default()
     };
+    let Options {
+        api,
+        auth,
+        mcp,
+        telemetry,
+        policy,
+        approvals,
+    } = options;
     let spine = Spine::open(&SpineConfig {
         database,
         auth,
         mcp,
         telemetry,
+        policy,
+        approvals,
+        manifest: ManifestSettings {
+            signing_key_file: keys.path().join("manifest-signing-key.pem"),
+            ..ManifestSettings::default()
+        },
     })
     .await
     .expect("open the spine");
@@ -223,6 +280,7 @@ async fn serve(
         backend: db.backend(),
         handle,
         db,
+        _keys: keys,
     }
 }
 

@@ -303,3 +303,124 @@ pub fn dead_url() -> String {
     drop(listener);
     format!("http://127.0.0.1:{port}/mcp")
 }
+
+/// A server for governed-invocation tests: `echo` (text in, text out), `wipe` (a
+/// destructive tool), `fail` (a JSON-RPC error), `big` (a large output), `nap` (sleeps
+/// `ms`). Counts the calls of each tool; `drift()` changes `echo`'s description, as a rug
+/// pull would.
+#[derive(Clone, Default)]
+pub struct GovServer {
+    pub calls: Arc<Mutex<HashMap<String, usize>>>,
+    drifted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl GovServer {
+    pub fn drift(&self) {
+        self.drifted.store(true, Ordering::SeqCst);
+    }
+
+    pub fn calls_of(&self, tool: &str) -> usize {
+        self.calls.lock().unwrap().get(tool).copied().unwrap_or(0)
+    }
+
+    fn tools(&self) -> Vec<Tool> {
+        let object = |value: serde_json::Value| value.as_object().cloned().unwrap();
+        let echo_description = if self.drifted.load(Ordering::SeqCst) {
+            "Echo the text back, in capitals."
+        } else {
+            "Echo the text back."
+        };
+        vec![
+            Tool::new(
+                "echo",
+                echo_description,
+                object(serde_json::json!({"type": "object", "properties": {"text": {"type": "string", "maxLength": 100}},
+                                          "required": ["text"], "additionalProperties": false})),
+            )
+            .with_annotations(ToolAnnotations::new().read_only(true)),
+            Tool::new(
+                "wipe",
+                "Remove every record of a table.",
+                object(serde_json::json!({"type": "object", "properties": {"table": {"type": "string"}}, "required": ["table"]})),
+            )
+            .with_annotations(ToolAnnotations::new().destructive(true)),
+            Tool::new("fail", "Always fails.", object(serde_json::json!({"type": "object"})))
+                .with_annotations(ToolAnnotations::new().read_only(true)),
+            Tool::new("big", "Returns a large text.", object(serde_json::json!({"type": "object"})))
+                .with_annotations(ToolAnnotations::new().read_only(true)),
+            Tool::new(
+                "nap",
+                "Sleeps, then answers.",
+                object(serde_json::json!({"type": "object", "properties": {"ms": {"type": "integer", "minimum": 0}}})),
+            )
+            .with_annotations(ToolAnnotations::new().read_only(true)),
+        ]
+    }
+}
+
+impl ServerHandler for GovServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.to_string();
+        *self.calls.lock().unwrap().entry(name.clone()).or_default() += 1;
+        let args = request.arguments.unwrap_or_default();
+        let text = match name.as_str() {
+            "echo" => args.get("text").and_then(|t| t.as_str()).unwrap_or_default().to_owned(),
+            "wipe" => format!("wiped {}", args.get("table").and_then(|t| t.as_str()).unwrap_or("?")),
+            "fail" => return Err(ErrorData::internal_error("the tool broke", None)),
+            "big" => "x".repeat(64 * 1024),
+            "nap" => {
+                let ms = args.get("ms").and_then(serde_json::Value::as_u64).unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                "rested".into()
+            }
+            other => return Err(ErrorData::invalid_params(format!("no tool {other}"), None)),
+        };
+        Ok(CallToolResult::success(vec![ContentBlock::text(text)]).into())
+    }
+}
+
+/// The inputs an OPA test server received.
+pub type OpaInputs = Arc<Mutex<Vec<serde_json::Value>>>;
+
+/// A small OPA-compatible server: `POST /v1/data/aos/invoke` with `{"input": ...}`.
+/// Denies `wipe`, asks approval for `nap`, allows the rest; answers 500 for `fail`.
+/// `url` is the server's base (no path).
+pub async fn opa() -> (Running, OpaInputs) {
+    let inputs: OpaInputs = Arc::default();
+    let router = axum::Router::new()
+        .route(
+            "/v1/data/aos/invoke",
+            post(
+                |State(inputs): State<OpaInputs>, axum::Json(body): axum::Json<serde_json::Value>| async move {
+                    let input = body["input"].clone();
+                    inputs.lock().unwrap().push(input.clone());
+                    let result = match input["tool"]["name"].as_str() {
+                        Some("wipe") => serde_json::json!({"deny": ["opa: wipe is never allowed"]}),
+                        Some("nap") => serde_json::json!({"require_approval": ["opa: naps need a manager"]}),
+                        Some("fail") => return (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+                        _ => serde_json::json!({"deny": [], "flag": []}),
+                    };
+                    axum::Json(serde_json::json!({"result": result, "decision_id": "opa-decision-1"})).into_response()
+                },
+            ),
+        )
+        .with_state(Arc::clone(&inputs));
+    let running = serve_router(router, "").await;
+    (running, inputs)
+}

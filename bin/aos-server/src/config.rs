@@ -6,13 +6,27 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use aos_api::ApiConfig;
-use aos_spine::{AuthConfig, ConfigError, DatabaseConfig, McpSettings, SpineConfig, TelemetrySettings};
+use aos_spine::{
+    ApprovalSettings, AuthConfig, ConfigError, DatabaseConfig, ManifestSettings, McpSettings, PolicySettings,
+    SpineConfig, TelemetrySettings,
+};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 /// The top-level sections; an `AOS_` variable outside them is not configuration.
-const SECTIONS: [&str; 7] = ["server", "http", "database", "auth", "mcp", "telemetry", "log"];
+const SECTIONS: [&str; 10] = [
+    "server",
+    "http",
+    "database",
+    "auth",
+    "mcp",
+    "telemetry",
+    "policy",
+    "approvals",
+    "manifest",
+    "log",
+];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -23,6 +37,9 @@ pub struct Config {
     pub auth: AuthConfig,
     pub mcp: McpSettings,
     pub telemetry: TelemetrySettings,
+    pub policy: PolicySettings,
+    pub approvals: ApprovalSettings,
+    pub manifest: ManifestSettings,
     pub log: LogConfig,
 }
 
@@ -145,6 +162,9 @@ impl Config {
             auth: self.auth.clone(),
             mcp: self.mcp.clone(),
             telemetry: self.telemetry.clone(),
+            policy: self.policy.clone(),
+            approvals: self.approvals.clone(),
+            manifest: self.manifest.clone(),
         }
     }
 

@@ -37,6 +37,7 @@ where
 {
     app.service(routes::system::healthz)
         .service(routes::system::readyz)
+        .service(routes::governance::jwks)
         .service(
             utoipa_actix_web::scope("/api/v1/admin")
                 .service(routes::admin_tenants::create)
@@ -45,7 +46,9 @@ where
                 .service(routes::admin_tenants::update)
                 .service(routes::api_keys::admin_create)
                 .service(routes::api_keys::admin_list)
-                .service(routes::api_keys::admin_revoke),
+                .service(routes::api_keys::admin_revoke)
+                .service(routes::governance::put_platform_policy)
+                .service(routes::governance::delete_platform_policy),
         )
         .service(
             utoipa_actix_web::scope("/api/v1/integrations/mcp-servers")
@@ -60,7 +63,32 @@ where
                 .service(routes::mcp_servers::enable_tool)
                 .service(routes::mcp_servers::disable_tool)
                 .service(routes::mcp_servers::set_tool_risk)
-                .service(routes::mcp_servers::invocations),
+                .service(routes::mcp_servers::invocations)
+                .service(routes::governance::invoke)
+                .service(routes::governance::manifest),
+        )
+        // The SDK proposal's paths (PIN-516 phase 5): the same handlers.
+        .service(
+            utoipa_actix_web::scope("/api/v1/mcp/servers")
+                .service(routes::mcp_servers::register)
+                .service(routes::mcp_servers::list)
+                .service(routes::mcp_servers::get)
+                .service(routes::mcp_servers::delete_server)
+                .service(routes::mcp_servers::discover)
+                .service(routes::mcp_servers::health)
+                .service(routes::mcp_servers::tools)
+                .service(routes::mcp_servers::tool)
+                .service(routes::mcp_servers::invocations)
+                .service(routes::governance::invoke)
+                .service(routes::governance::manifest),
+        )
+        .service(
+            utoipa_actix_web::scope("/api/v1/mcp")
+                .service(routes::governance::alias_invoke)
+                .service(routes::governance::alias_enable)
+                .service(routes::governance::alias_disable)
+                .service(routes::governance::alias_risk)
+                .service(routes::governance::alias_health),
         )
         .service(
             utoipa_actix_web::scope("/api/v1/integrations")
@@ -86,7 +114,21 @@ where
                 .service(routes::session::context)
                 .service(routes::api_keys::create)
                 .service(routes::api_keys::list)
-                .service(routes::api_keys::revoke),
+                .service(routes::api_keys::revoke)
+                .service(routes::governance::create_approval)
+                .service(routes::governance::list_approvals)
+                .service(routes::governance::get_approval)
+                .service(routes::governance::approve)
+                .service(routes::governance::deny)
+                .service(routes::governance::audit_events)
+                .service(routes::governance::audit_verify)
+                .service(routes::governance::list_incidents)
+                .service(routes::governance::get_incident)
+                .service(routes::governance::resolve_incident)
+                .service(routes::governance::get_policy)
+                .service(routes::governance::put_policy)
+                .service(routes::governance::delete_policy)
+                .service(routes::governance::update_settings),
         )
 }
 

@@ -20,6 +20,7 @@ pub mod api_keys;
 pub mod auth_epoch;
 pub mod db;
 pub mod error;
+pub mod governance;
 pub mod mcp;
 pub mod migrations;
 pub mod tenants;

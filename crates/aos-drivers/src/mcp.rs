@@ -3,8 +3,8 @@
 //! [`servers_due_for_health`], which serves the platform's health scheduler.
 
 use aos_models::mcp::{
-    McpInvocationRow, McpServerChanges, McpServerRow, McpToolChanges, McpToolRow, NewMcpServer, NewMcpTool,
-    ServerStatus,
+    McpInvocationChanges, McpInvocationRow, McpServerChanges, McpServerRow, McpToolChanges, McpToolRow, NewMcpServer,
+    NewMcpTool, ServerStatus,
 };
 use aos_models::schema::{mcp_servers, mcp_tool_invocations, mcp_tools};
 use aos_models::{DbTime, DbUuid};
@@ -202,7 +202,7 @@ pub async fn update_tool(
     Ok(row)
 }
 
-// ---- invocations (append-only) ---------------------------------------------------------
+// ---- invocations -------------------------------------------------------------------------
 
 pub async fn insert_invocation(conn: &mut Conn, row: &McpInvocationRow) -> DriverResult<McpInvocationRow> {
     let row = on_backend!(conn, |c| diesel::insert_into(mcp_tool_invocations::table)
@@ -236,6 +236,76 @@ pub async fn get_invocation(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> D
         .filter(mcp_tool_invocations::tenant_id.eq(tenant_id))
         .find(id)
         .select(McpInvocationRow::as_select())
+        .first(c)
+        .await)?;
+    Ok(row)
+}
+
+/// Records an invocation's outcome (its request fields never change).
+pub async fn update_invocation(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    id: DbUuid,
+    changes: &McpInvocationChanges,
+) -> DriverResult<McpInvocationRow> {
+    let row = on_backend!(conn, |c| diesel::update(
+        mcp_tool_invocations::table
+            .filter(mcp_tool_invocations::tenant_id.eq(tenant_id))
+            .filter(mcp_tool_invocations::id.eq(id))
+    )
+    .set(changes)
+    .returning(McpInvocationRow::as_returning())
+    .get_result(c)
+    .await)?;
+    Ok(row)
+}
+
+/// Links an invocation to the approval it waits on.
+pub async fn set_invocation_approval(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    id: DbUuid,
+    approval_id: DbUuid,
+) -> DriverResult<()> {
+    on_backend!(conn, |c| diesel::update(
+        mcp_tool_invocations::table
+            .filter(mcp_tool_invocations::tenant_id.eq(tenant_id))
+            .filter(mcp_tool_invocations::id.eq(id))
+    )
+    .set(mcp_tool_invocations::approval_id.eq(Some(approval_id)))
+    .execute(c)
+    .await)?;
+    Ok(())
+}
+
+/// The newest invocations of a tenant first, optionally of one status.
+pub async fn invocations_of_tenant(
+    conn: &mut Conn,
+    tenant_id: DbUuid,
+    status: Option<&str>,
+    limit: i64,
+) -> DriverResult<Vec<McpInvocationRow>> {
+    let rows = on_backend!(conn, |c| {
+        let mut query = mcp_tool_invocations::table
+            .filter(mcp_tool_invocations::tenant_id.eq(tenant_id))
+            .order((mcp_tool_invocations::invoked_at.desc(), mcp_tool_invocations::id.desc()))
+            .limit(limit)
+            .select(McpInvocationRow::as_select())
+            .into_boxed();
+        if let Some(status) = status {
+            query = query.filter(mcp_tool_invocations::status.eq(status.to_owned()));
+        }
+        query.load(c).await
+    })?;
+    Ok(rows)
+}
+
+/// A tool of `tenant_id` by id alone (for routes that do not name the server).
+pub async fn get_tool_by_id(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult<McpToolRow> {
+    let row = on_backend!(conn, |c| mcp_tools::table
+        .filter(mcp_tools::tenant_id.eq(tenant_id))
+        .find(id)
+        .select(McpToolRow::as_select())
         .first(c)
         .await)?;
     Ok(row)

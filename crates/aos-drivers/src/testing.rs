@@ -238,3 +238,10 @@ pub async fn table_as_text(db: &Database, table: &str) -> Vec<String> {
     };
     rows.into_iter().map(|r| r.row).collect()
 }
+
+/// Runs raw SQL (for tests that tamper with stored rows on purpose).
+pub async fn execute_sql(db: &Database, sql: &str) -> Result<usize, crate::DriverError> {
+    let mut conn = db.conn().await?;
+    let n = on_backend!(conn, |c| diesel::sql_query(sql).execute(c).await)?;
+    Ok(n)
+}

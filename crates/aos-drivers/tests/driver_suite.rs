@@ -308,6 +308,8 @@ fn new_server(tenant: DbUuid, url: &str) -> NewMcpServer {
         created_by: "founder".into(),
         created_at: DbTime::now(),
         updated_at: DbTime::now(),
+        call_timeout_ms: Some(2_000),
+        max_output_bytes: None,
     }
 }
 
@@ -332,6 +334,9 @@ fn new_tool(tenant: DbUuid, server: DbUuid, name: &str) -> NewMcpTool {
         tool_hash: "h".into(),
         discovered_at: DbTime::now(),
         updated_at: DbTime::now(),
+        approved_hash: Some("h".into()),
+        quarantined: false,
+        quarantine_reason: None,
     }
 }
 
@@ -480,6 +485,12 @@ async fn mcp_tools_are_unique_per_server_and_invocations_newest_first(db: &Datab
             invoked_at: DbTime::from(base + time::Duration::seconds(i64::from(i))),
             completed_at: None,
             duration_ms: Some(5),
+            policy_id: Some("aos.invoke".into()),
+            policy_revision: Some("aos.invoke@sha256:0".into()),
+            policy_reasons: Some(DbJson(json!([]))),
+            incident_id: None,
+            approval_id: None,
+            output_bytes: Some(3),
         };
         mcp::insert_invocation(&mut conn, &row).await.unwrap();
     }

@@ -9,6 +9,10 @@ pub enum EngineError {
     /// A field of the input breaks a rule; `field` names it.
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
+    /// A tool's input does not match its input schema: the schema errors (paths and
+    /// rules, never the values).
+    #[error("input does not match the tool's input schema: {}", .0.join("; "))]
+    InvalidInput(Vec<String>),
     /// The thing asked for does not exist (or is not the caller's).
     #[error("{0} not found")]
     NotFound(&'static str),

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod governance;
 pub mod mcp;
 pub mod outbound;
 pub mod paging;

@@ -13,6 +13,7 @@
 //! SQLite).
 
 pub mod api_key;
+pub mod governance;
 pub mod mcp;
 pub mod schema;
 pub mod sql_types;

@@ -136,6 +136,13 @@ pub struct McpServerRow {
     pub consecutive_failures: i32,
     pub deleted_at: Option<DbTime>,
     pub tool_count: i32,
+    /// Budget for one tool call; `None`: the platform default.
+    pub call_timeout_ms: Option<i64>,
+    /// Largest tool output accepted, in bytes of JSON; `None`: the platform default.
+    pub max_output_bytes: Option<i64>,
+    /// The latest signed manifest of the tool set (compact JWS).
+    pub manifest: Option<String>,
+    pub manifest_issued_at: Option<DbTime>,
 }
 
 impl McpServerRow {
@@ -163,6 +170,8 @@ pub struct NewMcpServer {
     pub created_by: String,
     pub created_at: DbTime,
     pub updated_at: DbTime,
+    pub call_timeout_ms: Option<i64>,
+    pub max_output_bytes: Option<i64>,
 }
 
 /// A partial update of a server; `None` leaves a column alone, `Some(None)` clears it.
@@ -183,6 +192,8 @@ pub struct McpServerChanges {
     pub consecutive_failures: Option<i32>,
     pub deleted_at: Option<Option<DbTime>>,
     pub tool_count: Option<i32>,
+    pub manifest: Option<Option<String>>,
+    pub manifest_issued_at: Option<Option<DbTime>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
@@ -211,11 +222,26 @@ pub struct McpToolRow {
     pub tool_hash: String,
     pub discovered_at: DbTime,
     pub updated_at: DbTime,
+    /// The definition hash an admin approved (by enabling the tool); `None`: never approved.
+    pub approved_hash: Option<String>,
+    /// The definition changed under an approval: disabled until an admin re-approves.
+    pub quarantined: bool,
+    pub quarantine_reason: Option<String>,
 }
 
 impl McpToolRow {
     pub fn risk(&self) -> RiskLevel {
         RiskLevel::parse_lenient(&self.risk_level)
+    }
+
+    /// True when the current definition is the one an admin approved.
+    pub fn pinned(&self) -> bool {
+        self.approved_hash.as_deref() == Some(self.tool_hash.as_str())
+    }
+
+    /// Whether a call may go out at all: enabled, not quarantined, definition pinned.
+    pub fn callable(&self) -> bool {
+        self.enabled && !self.quarantined && self.available && self.pinned()
     }
 }
 
@@ -242,6 +268,9 @@ pub struct NewMcpTool {
     pub tool_hash: String,
     pub discovered_at: DbTime,
     pub updated_at: DbTime,
+    pub approved_hash: Option<String>,
+    pub quarantined: bool,
+    pub quarantine_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, AsChangeset)]
@@ -262,6 +291,9 @@ pub struct McpToolChanges {
     pub tool_hash: Option<String>,
     pub discovered_at: Option<DbTime>,
     pub updated_at: Option<DbTime>,
+    pub approved_hash: Option<Option<String>>,
+    pub quarantined: Option<bool>,
+    pub quarantine_reason: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Insertable)]
@@ -286,4 +318,64 @@ pub struct McpInvocationRow {
     pub invoked_at: DbTime,
     pub completed_at: Option<DbTime>,
     pub duration_ms: Option<i64>,
+    pub policy_id: Option<String>,
+    pub policy_revision: Option<String>,
+    pub policy_reasons: Option<DbJson>,
+    pub incident_id: Option<DbUuid>,
+    pub approval_id: Option<DbUuid>,
+    pub output_bytes: Option<i64>,
+}
+
+/// How an invocation ended (or where it waits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InvocationStatus {
+    Success,
+    Failure,
+    Blocked,
+    Timeout,
+    PendingApproval,
+    /// Allowed and sent; the outcome is not recorded yet.
+    Running,
+}
+
+impl InvocationStatus {
+    pub const ALL: [Self; 6] = [
+        Self::Success,
+        Self::Failure,
+        Self::Blocked,
+        Self::Timeout,
+        Self::PendingApproval,
+        Self::Running,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "SUCCESS",
+            Self::Failure => "FAILURE",
+            Self::Blocked => "BLOCKED",
+            Self::Timeout => "TIMEOUT",
+            Self::PendingApproval => "PENDING_APPROVAL",
+            Self::Running => "RUNNING",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+/// The outcome written onto an invocation once it is known.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = mcp_tool_invocations)]
+pub struct McpInvocationChanges {
+    pub status: Option<String>,
+    pub error_code: Option<Option<String>>,
+    pub error_message: Option<Option<String>>,
+    pub policy_decision: Option<Option<String>>,
+    pub output_hash: Option<Option<String>>,
+    pub output_bytes: Option<Option<i64>>,
+    pub completed_at: Option<Option<DbTime>>,
+    pub duration_ms: Option<Option<i64>>,
+    pub incident_id: Option<Option<DbUuid>>,
 }

@@ -70,6 +70,10 @@ diesel::table! {
         consecutive_failures -> Integer,
         deleted_at -> Nullable<UtcTimestamp>,
         tool_count -> Integer,
+        call_timeout_ms -> Nullable<BigInt>,
+        max_output_bytes -> Nullable<BigInt>,
+        manifest -> Nullable<Text>,
+        manifest_issued_at -> Nullable<UtcTimestamp>,
     }
 }
 
@@ -97,12 +101,15 @@ diesel::table! {
         tool_hash -> Text,
         discovered_at -> UtcTimestamp,
         updated_at -> UtcTimestamp,
+        approved_hash -> Nullable<Text>,
+        quarantined -> Bool,
+        quarantine_reason -> Nullable<Text>,
     }
 }
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::sql_types::{UtcTimestamp, Uuid};
+    use crate::sql_types::{Json, UtcTimestamp, Uuid};
 
     mcp_tool_invocations (id) {
         id -> Uuid,
@@ -124,6 +131,12 @@ diesel::table! {
         invoked_at -> UtcTimestamp,
         completed_at -> Nullable<UtcTimestamp>,
         duration_ms -> Nullable<BigInt>,
+        policy_id -> Nullable<Text>,
+        policy_revision -> Nullable<Text>,
+        policy_reasons -> Nullable<Json>,
+        incident_id -> Nullable<Uuid>,
+        approval_id -> Nullable<Uuid>,
+        output_bytes -> Nullable<BigInt>,
     }
 }
 
@@ -226,6 +239,97 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{Json, UtcTimestamp, Uuid};
+
+    audit_events (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        seq -> BigInt,
+        occurred_at -> UtcTimestamp,
+        actor_type -> Text,
+        actor_id -> Nullable<Text>,
+        event_type -> Text,
+        subject_type -> Text,
+        subject_id -> Nullable<Text>,
+        decision -> Nullable<Text>,
+        policy_revision -> Nullable<Text>,
+        details -> Json,
+        prev_hash -> Text,
+        event_hash -> Text,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::Uuid;
+
+    audit_heads (tenant_id) {
+        tenant_id -> Uuid,
+        seq -> BigInt,
+        head_hash -> Text,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{Json, UtcTimestamp, Uuid};
+
+    approvals (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        subject_type -> Text,
+        subject_id -> Text,
+        status -> Text,
+        reason -> Nullable<Text>,
+        context -> Json,
+        requested_by -> Text,
+        created_at -> UtcTimestamp,
+        expires_at -> UtcTimestamp,
+        decided_at -> Nullable<UtcTimestamp>,
+        decided_by -> Nullable<Text>,
+        decision_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{Json, UtcTimestamp, Uuid};
+
+    incidents (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        kind -> Text,
+        severity -> Text,
+        status -> Text,
+        title -> Text,
+        details -> Json,
+        server_id -> Nullable<Uuid>,
+        tool_id -> Nullable<Uuid>,
+        invocation_id -> Nullable<Uuid>,
+        created_at -> UtcTimestamp,
+        resolved_at -> Nullable<UtcTimestamp>,
+        resolved_by -> Nullable<Text>,
+        resolution -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{UtcTimestamp, Uuid};
+
+    policy_modules (id) {
+        id -> Uuid,
+        owner -> Text,
+        source -> Text,
+        revision -> Text,
+        created_by -> Text,
+        created_at -> UtcTimestamp,
+        retired_at -> Nullable<UtcTimestamp>,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(mcp_servers -> tenants (tenant_id));
 diesel::joinable!(mcp_tools -> mcp_servers (server_id));
@@ -238,5 +342,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     cus_integrations,
     llm_usage_records,
     llm_usage_daily,
-    cus_integration_keys
+    cus_integration_keys,
+    audit_events,
+    audit_heads,
+    approvals,
+    incidents,
+    policy_modules
 );

@@ -11,6 +11,8 @@ pub enum ErrorCode {
     BadRequest,
     /// The body is well-formed but a field is invalid.
     ValidationFailed,
+    /// A tool's input does not match the tool's input schema (400).
+    InvalidToolInput,
     /// The body is not `application/json`.
     UnsupportedMediaType,
     /// The body is larger than the configured limit.
@@ -46,6 +48,7 @@ impl ErrorCode {
         match self {
             Self::BadRequest => "bad_request",
             Self::ValidationFailed => "validation_failed",
+            Self::InvalidToolInput => "invalid_tool_input",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Unauthenticated => "unauthenticated",
@@ -97,6 +100,7 @@ mod tests {
         for code in [
             ErrorCode::BadRequest,
             ErrorCode::ValidationFailed,
+            ErrorCode::InvalidToolInput,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::PayloadTooLarge,
             ErrorCode::Unauthenticated,

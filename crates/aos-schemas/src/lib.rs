@@ -12,6 +12,7 @@
 pub mod api_keys;
 pub mod envelope;
 pub mod error;
+pub mod governance;
 pub mod mcp;
 pub mod session;
 pub mod system;

@@ -64,6 +64,10 @@ pub struct McpServer {
     pub credential_ref: Option<String>,
     pub metadata: Value,
     pub tool_count: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timeout_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<i64>,
     pub created_by: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -123,6 +127,12 @@ pub struct RegisterMcpServerRequest {
     /// Discover tools right away (default true).
     #[serde(default = "yes")]
     pub discover: bool,
+    /// Budget for one tool call, 100 to 600000 ms (default: `mcp.call_timeout_ms`).
+    #[serde(default)]
+    pub call_timeout_ms: Option<u64>,
+    /// Cap on one tool output, 1024 to 67108864 bytes (default: `mcp.max_output_bytes`).
+    #[serde(default)]
+    pub max_output_bytes: Option<u64>,
 }
 
 /// What registering did.
@@ -148,6 +158,8 @@ pub struct McpDiscovery {
     pub tools_updated: usize,
     /// Tools the server no longer lists, now marked unavailable.
     pub tools_removed: usize,
+    /// Tools whose approved definition changed: disabled until an admin re-approves.
+    pub tools_quarantined: usize,
     pub errors: Vec<String>,
 }
 
@@ -190,6 +202,13 @@ pub struct McpTool {
     pub available: bool,
     /// SHA-256 of the canonical JSON of name, description, schemas and annotations.
     pub tool_hash: String,
+    /// The definition hash an admin approved by enabling the tool (none: never approved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_hash: Option<String>,
+    /// The approved definition changed: disabled, calls denied, until re-enabled.
+    pub quarantined: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub discovered_at: Time,
@@ -228,6 +247,17 @@ pub struct McpInvocation {
     pub error_message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_decision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_decision_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<Uuid>,
+    /// SHA-256 of the RFC 8785 canonical JSON of the input.
     pub input_hash: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_hash: Option<String>,

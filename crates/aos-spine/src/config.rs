@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aos_engines::auth::{JwtSettings, JwtVerifier};
+pub use aos_engines::governance::policy::{OpaSettings, PolicySettings};
 pub use aos_engines::mcp::client::McpSettings;
+pub use aos_engines::mcp::manifest::ManifestSettings;
 pub use aos_engines::telemetry::TelemetrySettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -191,6 +193,28 @@ impl AuthConfig {
     }
 }
 
+/// `[approvals]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalSettings {
+    /// How long an approval stays PENDING before it expires, in seconds.
+    pub ttl_secs: u64,
+    /// How often the sweeper expires due approvals, in milliseconds (0 disables it).
+    pub sweep_interval_ms: u64,
+    /// Let the requester decide its own approval (off by default: four eyes).
+    pub allow_self_approval: bool,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 3_600,
+            sweep_interval_ms: 5_000,
+            allow_self_approval: false,
+        }
+    }
+}
+
 /// Everything the spine needs to start.
 #[derive(Debug, Clone, Default)]
 pub struct SpineConfig {
@@ -198,6 +222,9 @@ pub struct SpineConfig {
     pub auth: AuthConfig,
     pub mcp: McpSettings,
     pub telemetry: TelemetrySettings,
+    pub policy: PolicySettings,
+    pub approvals: ApprovalSettings,
+    pub manifest: ManifestSettings,
 }
 
 impl SpineConfig {
@@ -215,6 +242,24 @@ impl SpineConfig {
         }
         if self.telemetry.max_range_days < 1 {
             return Err(ConfigError::new("telemetry.max_range_days", "must be at least 1"));
+        }
+        if !(1..=30 * 24 * 3600).contains(&self.approvals.ttl_secs) {
+            return Err(ConfigError::new("approvals.ttl_secs", "must be between 1 and 2592000"));
+        }
+        if !(100..=600_000).contains(&self.mcp.call_timeout_ms) {
+            return Err(ConfigError::new(
+                "mcp.call_timeout_ms",
+                "must be between 100 and 600000",
+            ));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.mcp.max_output_bytes) {
+            return Err(ConfigError::new(
+                "mcp.max_output_bytes",
+                "must be between 1024 and 67108864",
+            ));
+        }
+        if !matches!(self.policy.engine.as_str(), "embedded" | "opa") {
+            return Err(ConfigError::new("policy.engine", "must be embedded or opa"));
         }
         if self.mcp.health_concurrency == 0 {
             return Err(ConfigError::new("mcp.health_concurrency", "must be at least 1"));

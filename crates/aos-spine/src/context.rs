@@ -140,6 +140,32 @@ impl AuthContext {
         }
     }
 
+    /// The caller as the audit chain records it.
+    pub fn audit_actor(&self) -> aos_engines::governance::audit::Actor {
+        aos_engines::governance::audit::Actor {
+            kind: match self {
+                Self::Founder => "founder",
+                Self::Human { .. } => "human",
+                Self::Machine { .. } => "machine",
+                Self::Integration { .. } => "integration",
+            }
+            .into(),
+            id: Some(self.actor()),
+        }
+    }
+
+    /// The caller's own tenant, if the caller holds any of `wanted` in it.
+    pub fn tenant_with_any(&self, wanted: &[Scope]) -> Result<Uuid, SpineError> {
+        let mut last = None;
+        for scope in wanted {
+            match self.tenant_with(*scope) {
+                Ok(tenant) => return Ok(tenant),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| SpineError::new(ErrorCode::Forbidden, "not allowed")))
+    }
+
     /// The caller's own tenant, if the caller holds `scope` in it.
     pub fn tenant_with(&self, wanted: Scope) -> Result<Uuid, SpineError> {
         match self {

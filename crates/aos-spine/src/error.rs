@@ -48,6 +48,12 @@ impl From<EngineError> for SpineError {
                 field: Some(field.to_owned()),
                 retry_after: None,
             },
+            EngineError::InvalidInput(errors) => Self {
+                code: ErrorCode::InvalidToolInput,
+                message: format!("input does not match the tool's input schema: {}", errors.join("; ")),
+                field: Some("input".into()),
+                retry_after: None,
+            },
             EngineError::NotFound(what) => Self::new(ErrorCode::NotFound, format!("{what} not found")),
             EngineError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
             EngineError::Unauthenticated(message) => Self::new(ErrorCode::Unauthenticated, message),

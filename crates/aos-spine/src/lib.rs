@@ -21,7 +21,10 @@ pub mod ops;
 mod spine;
 
 pub use aos_engines::auth::Scope;
-pub use config::{AuthConfig, ConfigError, DatabaseConfig, McpSettings, SpineConfig, TelemetrySettings};
+pub use config::{
+    ApprovalSettings, AuthConfig, ConfigError, DatabaseConfig, ManifestSettings, McpSettings, OpaSettings,
+    PolicySettings, SpineConfig, TelemetrySettings,
+};
 pub use context::AuthContext;
 pub use error::{SpineError, SpineResult};
 pub use op::{Mode, Operation, OperationContext, Workflow, WorkflowContext};

@@ -26,6 +26,7 @@ pub enum Mode {
 pub struct OperationContext<'c> {
     pub conn: &'c mut Conn,
     pub(crate) telemetry: &'c TelemetrySettings,
+    pub(crate) shared: &'c Shared,
 }
 
 pub type OpFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, SpineError>> + Send + 'c>>;
@@ -61,6 +62,18 @@ pub struct WorkflowContext {
 impl WorkflowContext {
     pub fn mcp(&self) -> &Arc<McpRuntime> {
         &self.shared.mcp
+    }
+
+    pub fn policy(&self) -> &Arc<dyn aos_engines::governance::policy::PolicyChecker> {
+        &self.shared.policy
+    }
+
+    pub fn signer(&self) -> &Arc<aos_engines::mcp::manifest::ManifestSigner> {
+        &self.shared.signer
+    }
+
+    pub fn approvals(&self) -> &crate::config::ApprovalSettings {
+        &self.shared.approvals
     }
 
     /// Runs `body` on a pooled connection, no transaction.

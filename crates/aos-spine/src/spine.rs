@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use aos_drivers::{Database, TxMode};
 use aos_engines::auth::{AuthSettings, Authenticator, JwtVerifier, OperatorToken, cache};
+use aos_engines::governance::policy::{self, PolicyChecker};
 use aos_engines::mcp::client::McpRuntime;
+use aos_engines::mcp::invoke as mcp_invoke;
+use aos_engines::mcp::manifest::ManifestSigner;
 use aos_engines::mcp::registry as mcp_registry;
 use aos_schemas::ErrorCode;
 use aos_schemas::system::{Readiness, ReadinessCheck};
@@ -28,6 +31,9 @@ pub(crate) struct Shared {
     pub(crate) auth: Arc<Authenticator>,
     pub(crate) mcp: Arc<McpRuntime>,
     pub(crate) telemetry: aos_engines::telemetry::TelemetrySettings,
+    pub(crate) policy: Arc<dyn PolicyChecker>,
+    pub(crate) signer: Arc<ManifestSigner>,
+    pub(crate) approvals: crate::config::ApprovalSettings,
     /// Stops the background loops (credential epoch, health checks) when the last handle goes.
     _poller: DropGuard,
     /// The runtime that opened the spine: operations run here, not on the (per-worker,
@@ -65,6 +71,30 @@ pub enum StartError {
     Jwt(String),
     #[error("{0}")]
     Mcp(String),
+    #[error("{0}")]
+    Policy(String),
+    #[error("{0}")]
+    Manifest(String),
+}
+
+/// Expires due approvals every `every`; their gated calls become BLOCKED.
+async fn sweep_approvals(db: Database, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let result = db
+            .transaction(TxMode::Write, |conn| {
+                Box::pin(async move { mcp_invoke::expire_approvals(conn, 500).await })
+            })
+            .await;
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "approvals expired"),
+            Err(error) => tracing::warn!(%error, "approval sweep failed"),
+        }
+    }
 }
 
 /// Health-checks every live MCP server about every `mcp.health_interval_secs`: the least
@@ -162,6 +192,9 @@ impl Spine {
         config.validate()?;
         let (database, auth_config) = (&config.database, &config.auth);
         let mcp = Arc::new(McpRuntime::new(config.mcp.clone()).map_err(StartError::Mcp)?);
+        let policy = policy::checker(&config.policy).map_err(StartError::Policy)?;
+        let signer = Arc::new(ManifestSigner::load(&config.manifest).map_err(StartError::Manifest)?);
+        tracing::info!(engine = policy.kind(), manifest_kid = signer.kid(), "governance ready");
         let operator = match &auth_config.operator_token {
             Some(token) => OperatorToken::new(token.clone()).map_err(|e| StartError::OperatorToken(e.to_string()))?,
             None => {
@@ -202,6 +235,13 @@ impl Spine {
             Duration::from_millis(auth_config.cache_poll_ms),
             stop.clone(),
         ));
+        if config.approvals.sweep_interval_ms > 0 {
+            tokio::spawn(sweep_approvals(
+                db.clone(),
+                Duration::from_millis(config.approvals.sweep_interval_ms),
+                stop.clone(),
+            ));
+        }
         if config.mcp.health_interval_secs > 0 {
             tokio::spawn(schedule_health_checks(db.clone(), Arc::clone(&mcp), stop.clone()));
         }
@@ -211,6 +251,9 @@ impl Spine {
                 auth,
                 mcp,
                 telemetry: config.telemetry.clone(),
+                policy,
+                signer,
+                approvals: config.approvals.clone(),
                 _poller: stop.drop_guard(),
                 runtime: tokio::runtime::Handle::current(),
                 tasks: TaskTracker::new(),
@@ -220,6 +263,11 @@ impl Spine {
 
     pub fn backend(&self) -> Backend {
         self.shared.db.backend()
+    }
+
+    /// The manifest verification keys (`/.well-known/jwks.json`).
+    pub fn jwks(&self) -> serde_json::Value {
+        self.shared.signer.jwks()
     }
 
     /// Applies pending migrations; returns the versions applied.
@@ -303,6 +351,7 @@ impl Spine {
                         op.run(OperationContext {
                             conn: &mut conn,
                             telemetry: &shared.telemetry,
+                            shared: &shared,
                         })
                         .await
                     }
@@ -313,6 +362,7 @@ impl Spine {
                                 op.run(OperationContext {
                                     conn,
                                     telemetry: &shared.telemetry,
+                                    shared: &shared,
                                 })
                                 .await
                             })

@@ -47,6 +47,10 @@ async fn spine_on(test_db: &TestDatabase) -> Spine {
     Spine::open(&aos_spine::SpineConfig {
         database,
         auth,
+        manifest: aos_spine::ManifestSettings {
+            signing_key: Some(aos_engines::mcp::manifest::generate_pem().unwrap()),
+            ..aos_spine::ManifestSettings::default()
+        },
         ..Default::default()
     })
     .await

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 pub use aos_models::mcp::Transport as TransportKind;
 use aos_models::mcp::Transport;
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, ClientRequest, Implementation, PaginatedRequestParams, PingRequest,
-    ProtocolVersion,
+    CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest, Implementation, PaginatedRequestParams,
+    PingRequest, ProtocolVersion,
 };
 use rmcp::service::RunningService;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -57,6 +57,12 @@ pub struct McpSettings {
     pub slow_ms: u64,
     /// Consecutive failures before OFFLINE (fewer: DEGRADED).
     pub offline_after_failures: i32,
+    /// Default budget for one tool call (connect + call), in milliseconds; a server's
+    /// `call_timeout_ms` overrides it.
+    pub call_timeout_ms: u64,
+    /// Default cap on a tool's output (its JSON), in bytes; a server's `max_output_bytes`
+    /// overrides it.
+    pub max_output_bytes: usize,
 }
 
 impl Default for McpSettings {
@@ -71,6 +77,8 @@ impl Default for McpSettings {
             health_concurrency: 4,
             slow_ms: 2_000,
             offline_after_failures: 3,
+            call_timeout_ms: 30_000,
+            max_output_bytes: 1024 * 1024,
         }
     }
 }
@@ -320,6 +328,18 @@ impl Session {
         .map_err(|_| EngineError::Upstream("ping timed out".into()))?
         .map(|_| ())
         .map_err(|e| upstream("ping", e))
+    }
+
+    /// `tools/call`: the server's result as JSON (`content`, `structuredContent`,
+    /// `isError`). No timeout of its own: the caller bounds the whole call.
+    pub async fn call_tool(&self, name: &str, arguments: serde_json::Map<String, Value>) -> EngineResult<Value> {
+        let params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments);
+        let result = self
+            .service
+            .call_tool(params)
+            .await
+            .map_err(|e| upstream("tools/call", e))?;
+        serde_json::to_value(&result).map_err(|e| EngineError::Upstream(format!("tools/call result: {e}")))
     }
 
     pub async fn close(mut self) {

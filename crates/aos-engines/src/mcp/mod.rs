@@ -4,6 +4,8 @@
 pub mod client;
 pub mod credentials;
 pub mod hash;
+pub mod invoke;
+pub mod manifest;
 pub mod registry;
 pub mod risk;
 pub mod sse;

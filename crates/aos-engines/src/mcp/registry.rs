@@ -15,8 +15,12 @@ use serde_json::Value;
 
 use super::client::{Handshake, ListedTool, McpRuntime, McpSettings, Target};
 use super::credentials::CredentialRef;
+use super::manifest::{ManifestSigner, ManifestTool};
 use super::{hash, risk};
 use crate::error::{EngineError, EngineResult};
+use crate::governance::audit::{self, Actor, Event};
+use crate::governance::incidents::{self, NewIncident};
+use crate::governance::settings::GovernanceSettings;
 
 pub use aos_models::mcp::{McpInvocationRow as Invocation, McpServerRow as Server, McpToolRow as Tool};
 
@@ -39,6 +43,10 @@ pub struct Registration {
     pub credential_ref: Option<String>,
     pub metadata: Option<Value>,
     pub created_by: String,
+    /// Budget for one tool call on this server (100 ms to 10 min); `None`: the default.
+    pub call_timeout_ms: Option<u64>,
+    /// Cap on one tool output (1 KiB to 64 MiB); `None`: the default.
+    pub max_output_bytes: Option<u64>,
 }
 
 /// Validates and stores a new server (PENDING). The same live URL twice is a conflict.
@@ -69,6 +77,20 @@ pub async fn register(
             "must be a JSON object of at most 16 KiB",
         ));
     }
+    if r.call_timeout_ms.is_some_and(|t| !(100..=600_000).contains(&t)) {
+        return Err(EngineError::invalid(
+            "call_timeout_ms",
+            "must be between 100 and 600000",
+        ));
+    }
+    if r.max_output_bytes
+        .is_some_and(|b| !(1024..=64 * 1024 * 1024).contains(&b))
+    {
+        return Err(EngineError::invalid(
+            "max_output_bytes",
+            "must be between 1024 and 67108864",
+        ));
+    }
     if db::get_live_server_by_url(conn, tenant.into(), &url).await?.is_some() {
         return Err(EngineError::Conflict(format!("{url} is already registered")));
     }
@@ -86,11 +108,40 @@ pub async fn register(
         created_by: r.created_by,
         created_at: now,
         updated_at: now,
+        call_timeout_ms: r.call_timeout_ms.and_then(|v| i64::try_from(v).ok()),
+        max_output_bytes: r.max_output_bytes.and_then(|v| i64::try_from(v).ok()),
     };
-    db::insert_server(conn, &new).await.map_err(|e| match e {
+    let server = db::insert_server(conn, &new).await.map_err(|e| match e {
         DriverError::Conflict(_) => EngineError::Conflict(format!("{url} is already registered")),
         other => other.into(),
-    })
+    })?;
+    Ok(server)
+}
+
+/// Audits a registry change made by `actor`.
+pub async fn audit_change(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    actor: &Actor,
+    event_type: &'static str,
+    subject_type: &'static str,
+    subject_id: String,
+    details: Value,
+) -> EngineResult<()> {
+    audit::append(
+        conn,
+        tenant,
+        actor,
+        Event {
+            event_type,
+            subject_type,
+            subject_id: Some(subject_id),
+            details,
+            ..Event::default()
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 pub async fn get_server(conn: &mut Conn, tenant: uuid::Uuid, id: uuid::Uuid) -> EngineResult<Server> {
@@ -171,6 +222,8 @@ pub struct DiscoveryReport {
     pub added: usize,
     pub updated: usize,
     pub removed: usize,
+    /// Tools whose approved definition changed: quarantined.
+    pub quarantined: usize,
     pub errors: Vec<String>,
 }
 
@@ -180,12 +233,18 @@ fn valid_tool_name(name: &str) -> bool {
 
 /// Applies a fetched tool list: idempotent upsert by name, vanished tools marked
 /// unavailable (never deleted), admin choices (risk set by an admin, enabled,
-/// requires_approval) kept.
+/// requires_approval) kept. New tools start enabled (their definition approved) only up
+/// to the tenant's `auto_enable_max_risk`. A tool whose approved definition changed is
+/// quarantined, with an incident and an audit event. Signs a manifest of the result.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply_discovery(
     conn: &mut Conn,
     tenant: uuid::Uuid,
     server_id: uuid::Uuid,
     fetched: Fetched,
+    governance: &GovernanceSettings,
+    signer: &ManifestSigner,
+    actor: &Actor,
 ) -> EngineResult<DiscoveryReport> {
     let server = get_live_server(conn, tenant, server_id).await?;
     let existing: HashMap<String, McpToolRow> = db::tools_of_server(conn, server.tenant_id, server.id)
@@ -195,7 +254,7 @@ pub async fn apply_discovery(
         .collect();
     let now = DbTime::now();
     let mut report_errors = Vec::new();
-    let (mut added, mut updated, mut seen) = (0, 0, HashSet::new());
+    let (mut added, mut updated, mut quarantined, mut seen) = (0, 0, 0, HashSet::new());
     for tool in &fetched.tools {
         if !valid_tool_name(&tool.name) {
             report_errors.push(format!(
@@ -229,6 +288,8 @@ pub async fn apply_discovery(
             Some(current) if current.tool_hash == tool_hash && current.available => {}
             Some(current) => {
                 let auto = current.risk_source != "admin";
+                // A rug pull: the definition an admin approved is not the one served now.
+                let drifted = current.approved_hash.as_ref().is_some_and(|a| *a != tool_hash) && !current.quarantined;
                 let changes = McpToolChanges {
                     title: Some(tool.title.clone()),
                     description: Some(tool.description.clone()),
@@ -239,15 +300,29 @@ pub async fn apply_discovery(
                     risk_reasons: auto.then_some(reasons),
                     flags: Some(flags),
                     available: Some(true),
-                    tool_hash: Some(tool_hash),
+                    tool_hash: Some(tool_hash.clone()),
                     discovered_at: Some(now),
                     updated_at: Some(now),
+                    enabled: drifted.then_some(false),
+                    quarantined: drifted.then_some(true),
+                    quarantine_reason: drifted.then(|| {
+                        Some(format!(
+                            "definition changed at rediscovery (approved {}, now {})",
+                            current.approved_hash.as_deref().unwrap_or("-").get(..12).unwrap_or("-"),
+                            tool_hash.get(..12).unwrap_or("-")
+                        ))
+                    }),
                     ..McpToolChanges::default()
                 };
-                db::update_tool(conn, server.tenant_id, current.id, &changes).await?;
+                let tool_row = db::update_tool(conn, server.tenant_id, current.id, &changes).await?;
                 updated += 1;
+                if drifted {
+                    quarantined += 1;
+                    quarantine(conn, tenant, actor, &server, current, &tool_row).await?;
+                }
             }
             None => {
+                let auto_enable = assessment.flags.is_empty() && assessment.level <= governance.auto_enable_max_risk;
                 let new = NewMcpTool {
                     id: DbUuid::new_v7(),
                     tenant_id: server.tenant_id,
@@ -261,8 +336,12 @@ pub async fn apply_discovery(
                     risk_level: assessment.level.as_str().to_owned(),
                     risk_source: "auto".into(),
                     risk_reasons: reasons,
-                    // A definition carrying poisoning markers starts disabled.
-                    enabled: assessment.flags.is_empty(),
+                    // A definition carrying poisoning markers, or riskier than the tenant
+                    // allows, starts disabled and unapproved.
+                    enabled: auto_enable,
+                    approved_hash: auto_enable.then(|| tool_hash.clone()),
+                    quarantined: false,
+                    quarantine_reason: None,
                     flags,
                     requires_approval: false,
                     available: true,
@@ -292,11 +371,33 @@ pub async fn apply_discovery(
         .as_object()
         .map(|o| o.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()).collect())
         .unwrap_or_default();
+    let capabilities_hash = hash::canonical_sha256(&capabilities);
+    let manifest_tools = db::tools_of_server(conn, server.tenant_id, server.id)
+        .await?
+        .into_iter()
+        .filter(|t| t.available)
+        .map(|t| ManifestTool {
+            risk_level: t.risk().as_str().to_owned(),
+            name: t.name,
+            tool_hash: t.tool_hash,
+        })
+        .collect();
+    let manifest = signer
+        .sign(
+            tenant,
+            server_id,
+            Some(capabilities_hash.clone()),
+            manifest_tools,
+            now.get(),
+        )
+        .map_err(|e| EngineError::Internal(format!("manifest signing: {e}")))?;
     let changes = McpServerChanges {
         status: Some(ServerStatus::Active.as_str().to_owned()),
         status_reason: Some(None),
         protocol_version: Some(Some(fetched.handshake.protocol_version)),
-        capabilities_hash: Some(Some(hash::canonical_sha256(&capabilities))),
+        manifest: Some(Some(manifest)),
+        manifest_issued_at: Some(Some(now)),
+        capabilities_hash: Some(Some(capabilities_hash)),
         capabilities: Some(Some(DbJson(capabilities))),
         discovered_at: Some(Some(now)),
         consecutive_failures: Some(0),
@@ -312,8 +413,58 @@ pub async fn apply_discovery(
         added,
         updated,
         removed,
+        quarantined,
         errors: report_errors,
     })
+}
+
+/// Records a quarantine: an audit event and a TOOL_DRIFT incident.
+async fn quarantine(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    actor: &Actor,
+    server: &Server,
+    before: &Tool,
+    after: &Tool,
+) -> EngineResult<()> {
+    tracing::warn!(tool_id = %after.id, tool = %after.name, "tool definition changed; quarantined");
+    audit::append(
+        conn,
+        tenant,
+        actor,
+        Event {
+            event_type: "TOOL_QUARANTINED",
+            subject_type: "mcp_tool",
+            subject_id: Some(after.id.to_string()),
+            decision: Some("quarantined".into()),
+            details: serde_json::json!({"server_id": server.id.to_string(), "tool": after.name,
+                "approved_hash": before.approved_hash, "new_hash": after.tool_hash}),
+            ..Event::default()
+        },
+    )
+    .await?;
+    incidents::open(
+        conn,
+        tenant,
+        actor,
+        NewIncident {
+            kind: incidents::TOOL_DRIFT,
+            severity: before.risk().max(after.risk()),
+            title: format!(
+                "tool {} on {} changed its definition; quarantined",
+                after.name, server.name
+            ),
+            details: serde_json::json!({"approved_hash": before.approved_hash, "new_hash": after.tool_hash,
+                "description_changed": before.description != after.description,
+                "input_schema_changed": before.input_schema != after.input_schema,
+                "annotations_changed": before.annotations != after.annotations}),
+            server_id: Some(server.id.into()),
+            tool_id: Some(after.id.into()),
+            invocation_id: None,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// The outcome of one liveness probe (network only).
@@ -445,24 +596,49 @@ pub async fn get_tool(
         .map_err(not_found("MCP tool"))
 }
 
-/// Enables or disables a tool (an admin choice kept across rediscovery).
+/// Enables or disables a tool (an admin choice kept across rediscovery). Enabling
+/// approves (pins) the tool's current definition and lifts a quarantine.
 pub async fn set_enabled(
     conn: &mut Conn,
     tenant: uuid::Uuid,
     server_id: uuid::Uuid,
     tool_id: uuid::Uuid,
     enabled: bool,
+    actor: &Actor,
 ) -> EngineResult<Tool> {
     get_live_server(conn, tenant, server_id).await?;
     let tool = get_tool(conn, tenant, server_id, tool_id).await?;
     let changes = McpToolChanges {
         enabled: Some(enabled),
+        approved_hash: enabled.then(|| Some(tool.tool_hash.clone())),
+        quarantined: enabled.then_some(false),
+        quarantine_reason: enabled.then_some(None),
         updated_at: Some(DbTime::now()),
         ..McpToolChanges::default()
     };
-    Ok(db::update_tool(conn, tool.tenant_id, tool.id, &changes).await?)
+    let updated = db::update_tool(conn, tool.tenant_id, tool.id, &changes).await?;
+    let event_type = match (
+        enabled,
+        tool.quarantined || (tool.approved_hash.is_some() && !tool.pinned()),
+    ) {
+        (true, true) => "TOOL_DEFINITION_APPROVED",
+        (true, false) => "TOOL_ENABLED",
+        (false, _) => "TOOL_DISABLED",
+    };
+    audit_change(
+        conn,
+        tenant,
+        actor,
+        event_type,
+        "mcp_tool",
+        tool.id.to_string(),
+        serde_json::json!({"server_id": server_id.to_string(), "tool": tool.name, "tool_hash": tool.tool_hash}),
+    )
+    .await?;
+    Ok(updated)
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Sets a tool's risk level (and optionally whether it needs approval) as an explicit
 /// admin choice: rediscovery no longer recomputes it.
 pub async fn set_risk(
@@ -473,6 +649,7 @@ pub async fn set_risk(
     level: RiskLevel,
     requires_approval: Option<bool>,
     by: &str,
+    actor: &Actor,
 ) -> EngineResult<Tool> {
     get_live_server(conn, tenant, server_id).await?;
     let tool = get_tool(conn, tenant, server_id, tool_id).await?;
@@ -484,7 +661,19 @@ pub async fn set_risk(
         updated_at: Some(DbTime::now()),
         ..McpToolChanges::default()
     };
-    Ok(db::update_tool(conn, tool.tenant_id, tool.id, &changes).await?)
+    let updated = db::update_tool(conn, tool.tenant_id, tool.id, &changes).await?;
+    audit_change(
+        conn,
+        tenant,
+        actor,
+        "TOOL_RISK_CHANGED",
+        "mcp_tool",
+        tool.id.to_string(),
+        serde_json::json!({"from": tool.risk_level, "to": level.as_str(),
+                           "requires_approval": updated.requires_approval}),
+    )
+    .await?;
+    Ok(updated)
 }
 
 /// The newest invocations of a server (1 to 100).
@@ -499,4 +688,12 @@ pub async fn invocations(
     }
     let server = get_server(conn, tenant, server_id).await?;
     Ok(db::invocations_of_server(conn, server.tenant_id, server.id, i64::from(limit)).await?)
+}
+
+/// The server a tool of `tenant` belongs to.
+pub async fn server_of_tool(conn: &mut Conn, tenant: uuid::Uuid, tool_id: uuid::Uuid) -> EngineResult<uuid::Uuid> {
+    let tool = db::get_tool_by_id(conn, tenant.into(), tool_id.into())
+        .await
+        .map_err(not_found("MCP tool"))?;
+    Ok(tool.server_id.into())
 }

@@ -62,6 +62,8 @@ pub(crate) fn server_to_api(s: Server) -> api::McpServer {
         credential_ref: s.credential_ref,
         metadata: s.metadata.0,
         tool_count: s.tool_count,
+        call_timeout_ms: s.call_timeout_ms,
+        max_output_bytes: s.max_output_bytes,
         created_by: s.created_by,
         created_at: s.created_at.into(),
         updated_at: s.updated_at.into(),
@@ -90,12 +92,15 @@ pub(crate) fn tool_to_api(t: Tool) -> api::McpTool {
         requires_approval: t.requires_approval,
         available: t.available,
         tool_hash: t.tool_hash,
+        approved_hash: t.approved_hash,
+        quarantined: t.quarantined,
+        quarantine_reason: t.quarantine_reason,
         discovered_at: t.discovered_at.into(),
         updated_at: t.updated_at.into(),
     }
 }
 
-fn invocation_to_api(i: Invocation) -> api::McpInvocation {
+pub(crate) fn invocation_to_api(i: Invocation) -> api::McpInvocation {
     api::McpInvocation {
         id: i.id.into(),
         server_id: i.server_id.into(),
@@ -109,6 +114,11 @@ fn invocation_to_api(i: Invocation) -> api::McpInvocation {
         error_code: i.error_code,
         error_message: i.error_message,
         policy_decision: i.policy_decision,
+        policy_decision_id: i.policy_decision_id,
+        policy_id: i.policy_id,
+        policy_revision: i.policy_revision,
+        incident_id: i.incident_id.map(Into::into),
+        approval_id: i.approval_id.map(Into::into),
         input_hash: i.input_hash,
         output_hash: i.output_hash,
         invoked_at: i.invoked_at.into(),
@@ -127,6 +137,7 @@ fn discovery_to_api(r: DiscoveryReport) -> api::McpDiscovery {
         tools_added: r.added,
         tools_updated: r.updated,
         tools_removed: r.removed,
+        tools_quarantined: r.quarantined,
         errors: r.errors,
     }
 }
@@ -141,15 +152,25 @@ fn transport(t: api::McpTransport) -> TransportKind {
 
 /// Discovery shared by `register` and `discover`: network outside any transaction, then
 /// one write transaction; an unreachable server is recorded as such.
-async fn discover_server(cx: &WorkflowContext, tenant: Uuid, server_id: Uuid) -> SpineResult<DiscoveryReport> {
+async fn discover_server(
+    cx: &WorkflowContext,
+    tenant: Uuid,
+    server_id: Uuid,
+    actor: &AuthContext,
+) -> SpineResult<DiscoveryReport> {
     let server = cx
         .read(move |conn| Box::pin(async move { Ok(engine::get_live_server(conn, tenant, server_id).await?) }))
         .await?;
     let target = engine::target(&server)?;
     match engine::fetch(cx.mcp(), &target).await {
         Ok(fetched) => {
+            let signer = std::sync::Arc::clone(cx.signer());
+            let actor = actor.audit_actor();
             cx.write(move |conn| {
-                Box::pin(async move { Ok(engine::apply_discovery(conn, tenant, server_id, fetched).await?) })
+                Box::pin(async move {
+                    let governance = aos_engines::governance::settings::get(conn, tenant).await?;
+                    Ok(engine::apply_discovery(conn, tenant, server_id, fetched, &governance, &signer, &actor).await?)
+                })
             })
             .await
         }
@@ -189,11 +210,27 @@ impl Workflow for Register {
                 credential_ref: self.request.credential_ref,
                 metadata: self.request.metadata,
                 created_by: self.actor.actor(),
+                call_timeout_ms: self.request.call_timeout_ms,
+                max_output_bytes: self.request.max_output_bytes,
             };
             let mcp = cx.mcp().clone();
+            let audit_actor = self.actor.audit_actor();
             let server = cx
                 .write(move |conn| {
-                    Box::pin(async move { Ok(engine::register(conn, &mcp, tenant, registration).await?) })
+                    Box::pin(async move {
+                        let server = engine::register(conn, &mcp, tenant, registration).await?;
+                        engine::audit_change(
+                            conn,
+                            tenant,
+                            &audit_actor,
+                            "MCP_SERVER_REGISTERED",
+                            "mcp_server",
+                            server.id.to_string(),
+                            serde_json::json!({"name": server.name, "url": server.url, "transport": server.transport}),
+                        )
+                        .await?;
+                        Ok(server)
+                    })
                 })
                 .await?;
             tracing::info!(server_id = %server.id, tenant_id = %tenant, transport = %server.transport, "MCP server registered");
@@ -205,7 +242,7 @@ impl Workflow for Register {
                 });
             }
             let server_id: Uuid = server.id.into();
-            match discover_server(&cx, tenant, server_id).await {
+            match discover_server(&cx, tenant, server_id, &self.actor).await {
                 Ok(report) => Ok(api::McpRegistration {
                     server: server_to_api(report.server.clone()),
                     discovery: Some(discovery_to_api(report)),
@@ -241,7 +278,9 @@ impl Workflow for Discover {
     fn run(self, cx: WorkflowContext) -> OpFuture<'static, Self::Output> {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::McpAdmin)?;
-            Ok(discovery_to_api(discover_server(&cx, tenant, self.server_id).await?))
+            Ok(discovery_to_api(
+                discover_server(&cx, tenant, self.server_id, &self.actor).await?,
+            ))
         })
     }
 }
@@ -351,6 +390,16 @@ impl Operation for Delete {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::McpAdmin)?;
             let server = engine::delete_server(cx.conn, tenant, self.server_id).await?;
+            engine::audit_change(
+                cx.conn,
+                tenant,
+                &self.actor.audit_actor(),
+                "MCP_SERVER_DELETED",
+                "mcp_server",
+                server.id.to_string(),
+                serde_json::json!({"name": server.name}),
+            )
+            .await?;
             tracing::info!(server_id = %server.id, tenant_id = %tenant, "MCP server deleted (soft)");
             Ok(server_to_api(server))
         })
@@ -416,7 +465,8 @@ impl Operation for SetToolEnabled {
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::McpAdmin)?;
-            let tool = engine::set_enabled(cx.conn, tenant, self.server_id, self.tool_id, self.enabled).await?;
+            let actor = self.actor.audit_actor();
+            let tool = engine::set_enabled(cx.conn, tenant, self.server_id, self.tool_id, self.enabled, &actor).await?;
             tracing::info!(tool_id = %tool.id, enabled = tool.enabled, "MCP tool toggled");
             Ok(tool_to_api(tool))
         })
@@ -454,6 +504,7 @@ impl Operation for SetToolRisk {
                 level,
                 self.request.requires_approval,
                 &by,
+                &self.actor.audit_actor(),
             )
             .await?;
             Ok(tool_to_api(tool))

@@ -25,6 +25,7 @@
 
 pub mod api_keys;
 pub mod cursor;
+pub mod governance;
 pub mod mcp;
 pub mod session;
 pub mod telemetry;

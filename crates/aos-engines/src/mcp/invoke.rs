@@ -1,0 +1,817 @@
+//! Governed tool invocation (PIN-516 phase 4, steps 1 to 11), split into the steps the
+//! spine sequences so that no transaction is held across a network call:
+//!
+//! 1. [`prepare`] (read): server, tool, tenant settings, active policy modules.
+//! 2. [`validate_input`]: the input against the tool's input schema, before anything.
+//! 3. policy ([`crate::governance::policy`]), outside any transaction (OPA is remote).
+//! 4. [`admit`] (one write transaction): audit REQUESTED, ALLOWED or DENIED (and
+//!    POLICY_ERROR with an incident when evaluation failed), the invocation record
+//!    (RUNNING, BLOCKED or PENDING_APPROVAL with its approval), STARTED.
+//! 5. [`execute`] (network): `tools/call` within the server's timeout and output cap.
+//! 6. [`record_outcome`] (one write transaction): COMPLETED or FAILED, the outcome on the
+//!    invocation, an incident for a failure or a timeout.
+//!
+//! An approval of a gated call runs [`admit_approved`] (the approval's transition plus
+//! steps 4's ALLOWED and STARTED), then 5 and 6.
+
+use std::time::{Duration, Instant};
+
+use aos_drivers::{Conn, DriverError, governance as gov_db, mcp as db};
+use aos_models::mcp::{InvocationStatus, McpInvocationChanges, McpInvocationRow, RiskLevel};
+use aos_models::{DbJson, DbTime, DbUuid};
+use serde_json::{Map, Value, json};
+
+use super::client::{McpRuntime, Target};
+use super::hash::canonical_sha256;
+use super::registry::{self, Server, Tool};
+use crate::error::{EngineError, EngineResult};
+use crate::governance::approvals::{self, Approval, TOOL_INVOCATION};
+use crate::governance::audit::{self, Actor, Event};
+use crate::governance::incidents::{self, Incident, NewIncident};
+use crate::governance::policy::{Decision, Module, Outcome, PLATFORM_PACKAGE, PolicyRequest, TENANT_PACKAGE};
+use crate::governance::settings::{self as gov_settings, GovernanceSettings};
+
+pub use aos_models::mcp::McpInvocationRow as Invocation;
+
+/// What the caller asked.
+#[derive(Debug, Clone, Default)]
+pub struct InvokeRequest {
+    pub input: Value,
+    pub run_id: Option<String>,
+    pub step_index: Option<i32>,
+    pub actor_id: Option<String>,
+    /// `machine` unless given.
+    pub actor_type: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+/// Who is calling: the audit actor and the principal label (`key:..`, `user:..`) that
+/// approvals compare against.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub actor: Actor,
+    pub principal: String,
+}
+
+/// Everything the decision needs, read before it.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub server: Server,
+    pub tool: Tool,
+    pub settings: GovernanceSettings,
+    pub modules: Vec<Module>,
+}
+
+/// Step 1: the live server, its tool, the tenant's settings and active policy modules.
+pub async fn prepare(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    server_id: uuid::Uuid,
+    tool_id: uuid::Uuid,
+) -> EngineResult<Prepared> {
+    let server = registry::get_live_server(conn, tenant, server_id).await?;
+    let tool = registry::get_tool(conn, tenant, server_id, tool_id).await?;
+    let settings = gov_settings::get(conn, tenant).await?;
+    let tenant_owner = tenant.to_string();
+    let modules = gov_db::active_policy_modules(conn, &[aos_models::governance::PLATFORM_OWNER, &tenant_owner])
+        .await?
+        .into_iter()
+        .map(|m| Module {
+            package: if m.owner == aos_models::governance::PLATFORM_OWNER {
+                PLATFORM_PACKAGE
+            } else {
+                TENANT_PACKAGE
+            },
+            source: m.source,
+            revision: m.revision,
+        })
+        .collect::<Vec<_>>();
+    // Platform first: its reasons read first.
+    let mut modules = modules;
+    modules.sort_by_key(|m| m.package != PLATFORM_PACKAGE);
+    Ok(Prepared {
+        server,
+        tool,
+        settings,
+        modules,
+    })
+}
+
+fn check_text(field: &'static str, value: Option<&str>, max: usize) -> EngineResult<()> {
+    match value {
+        Some(v) if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) => {
+            Err(EngineError::invalid(
+                field,
+                format!("must be 1 to {max} characters without control characters"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Step 2: the request's own fields, and `input` against the tool's input schema. A
+/// mismatch is [`EngineError::InvalidInput`] listing the schema errors (never the values).
+pub fn validate_input(tool: &Tool, request: &InvokeRequest) -> EngineResult<Map<String, Value>> {
+    check_text("run_id", request.run_id.as_deref(), 200)?;
+    check_text("actor_id", request.actor_id.as_deref(), 200)?;
+    check_text("trace_id", request.trace_id.as_deref(), 200)?;
+    if request
+        .actor_type
+        .as_deref()
+        .is_some_and(|kind| !matches!(kind, "machine" | "human" | "agent" | "system"))
+    {
+        return Err(EngineError::invalid(
+            "actor_type",
+            "must be one of machine, human, agent, system",
+        ));
+    }
+    if request.step_index.is_some_and(|i| i < 0) {
+        return Err(EngineError::invalid("step_index", "must not be negative"));
+    }
+    let Value::Object(arguments) = &request.input else {
+        return Err(EngineError::InvalidInput(vec![
+            "/: must be a JSON object (the tool's arguments)".into(),
+        ]));
+    };
+    let validator = jsonschema::validator_for(&tool.input_schema.0).map_err(|e| {
+        EngineError::Upstream(format!(
+            "the tool's input schema is not a valid JSON Schema: {}",
+            e.masked()
+        ))
+    })?;
+    let errors: Vec<String> = validator
+        .iter_errors(&request.input)
+        .take(10)
+        .map(|e| {
+            let path = e.instance_path().to_string();
+            format!("{}: {}", if path.is_empty() { "/" } else { &path }, e.masked())
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(EngineError::InvalidInput(errors));
+    }
+    Ok(arguments.clone())
+}
+
+/// The policy input document (see `default.rego`).
+pub fn policy_request(
+    tenant: uuid::Uuid,
+    caller: &Caller,
+    request: &InvokeRequest,
+    prepared: &Prepared,
+) -> PolicyRequest {
+    let tool = &prepared.tool;
+    let server = &prepared.server;
+    PolicyRequest {
+        input: json!({
+            "tenant": {"id": tenant.to_string(), "settings": {
+                "high_requires_approval": prepared.settings.high_requires_approval}},
+            "actor": {"id": request.actor_id.clone().unwrap_or_else(|| caller.principal.clone()),
+                      "type": request.actor_type.clone().unwrap_or_else(|| "machine".into()),
+                      "principal": caller.principal},
+            "server": {"id": server.id.to_string(), "name": server.name, "url": server.url, "status": server.status},
+            "tool": {"id": tool.id.to_string(), "name": tool.name, "risk": tool.risk().as_str(),
+                     "enabled": tool.enabled && tool.available,
+                     "requires_approval": tool.requires_approval,
+                     // Quarantined, or a definition nobody approved: never callable.
+                     "quarantined": tool.quarantined || (tool.enabled && !tool.pinned()),
+                     "flags": tool.flags.0, "annotations": tool.annotations.as_ref().map(|a| a.0.clone())},
+            "arguments": request.input,
+            "run": {"run_id": request.run_id, "step_index": request.step_index, "trace_id": request.trace_id},
+        }),
+        modules: prepared.modules.clone(),
+    }
+}
+
+/// What [`admit`] recorded.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub invocation: Invocation,
+    pub decision: Decision,
+    pub approval: Option<Approval>,
+    pub incident: Option<Incident>,
+}
+
+fn subject(tool: &Tool) -> Option<String> {
+    Some(tool.id.to_string())
+}
+
+fn decision_details(decision: &Decision, invocation_id: DbUuid) -> Value {
+    json!({"invocation_id": invocation_id.to_string(), "decision_id": decision.decision_id,
+           "policy_id": decision.policy_id, "reasons": decision.reasons, "flags": decision.flags})
+}
+
+/// Step 4: records the request and the decision (one write transaction).
+#[allow(clippy::too_many_arguments)]
+pub async fn admit(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    caller: &Caller,
+    request: &InvokeRequest,
+    prepared: &Prepared,
+    decision: Decision,
+    approval_ttl: Duration,
+) -> EngineResult<Admission> {
+    let (tool, server) = (&prepared.tool, &prepared.server);
+    let invocation_id = DbUuid::new_v7();
+    let input_hash = canonical_sha256(&request.input);
+    let now = DbTime::now();
+    let revision = Some(decision.revision.clone());
+    audit::append(
+        conn,
+        tenant,
+        &caller.actor,
+        Event {
+            event_type: "TOOL_INVOCATION_REQUESTED",
+            subject_type: "mcp_tool",
+            subject_id: subject(tool),
+            details: json!({"invocation_id": invocation_id.to_string(), "server_id": server.id.to_string(),
+                            "tool": tool.name, "input_hash": input_hash, "run_id": request.run_id,
+                            "step_index": request.step_index, "trace_id": request.trace_id}),
+            ..Event::default()
+        },
+    )
+    .await?;
+    let mut incident = None;
+    if let Some(error) = &decision.error {
+        audit::append(
+            conn,
+            tenant,
+            &caller.actor,
+            Event {
+                event_type: "POLICY_ERROR",
+                subject_type: "mcp_tool",
+                subject_id: subject(tool),
+                decision: Some("blocked".into()),
+                policy_revision: revision.clone(),
+                details: json!({"invocation_id": invocation_id.to_string(), "error": error}),
+            },
+        )
+        .await?;
+        incident = Some(
+            incidents::open(
+                conn,
+                tenant,
+                &Actor::system("policy"),
+                NewIncident {
+                    kind: incidents::POLICY_ERROR,
+                    severity: tool.risk(),
+                    title: format!("policy evaluation failed for {}", tool.name),
+                    details: json!({"error": error, "policy_id": decision.policy_id}),
+                    server_id: Some(server.id.into()),
+                    tool_id: Some(tool.id.into()),
+                    invocation_id: Some(invocation_id.into()),
+                },
+            )
+            .await?,
+        );
+    }
+    let mut row = McpInvocationRow {
+        id: invocation_id,
+        tenant_id: tenant.into(),
+        server_id: server.id,
+        tool_id: tool.id,
+        run_id: request.run_id.clone(),
+        step_index: request.step_index,
+        actor_id: request.actor_id.clone().or_else(|| Some(caller.principal.clone())),
+        actor_type: request.actor_type.clone().unwrap_or_else(|| "machine".into()),
+        trace_id: request.trace_id.clone(),
+        status: InvocationStatus::Running.as_str().into(),
+        error_code: None,
+        error_message: None,
+        policy_decision: Some(decision.label().into()),
+        policy_decision_id: Some(decision.decision_id.clone()),
+        input_hash,
+        output_hash: None,
+        invoked_at: now,
+        completed_at: None,
+        duration_ms: None,
+        policy_id: Some(decision.policy_id.clone()),
+        policy_revision: revision.clone(),
+        policy_reasons: Some(DbJson(json!(decision.reasons))),
+        incident_id: incident.as_ref().map(|i| i.id),
+        approval_id: None,
+        output_bytes: None,
+    };
+    let mut approval = None;
+    match decision.outcome {
+        Outcome::Deny => {
+            audit::append(
+                conn,
+                tenant,
+                &caller.actor,
+                Event {
+                    event_type: "TOOL_INVOCATION_DENIED",
+                    subject_type: "mcp_tool",
+                    subject_id: subject(tool),
+                    decision: Some("blocked".into()),
+                    policy_revision: revision,
+                    details: decision_details(&decision, invocation_id),
+                },
+            )
+            .await?;
+            row.status = InvocationStatus::Blocked.as_str().into();
+            row.error_code = Some(
+                if decision.error.is_some() {
+                    "POLICY_ERROR"
+                } else {
+                    "POLICY_DENIED"
+                }
+                .into(),
+            );
+            row.error_message = Some(decision.reasons.join("; "));
+            row.completed_at = Some(now);
+            row.duration_ms = Some(0);
+            db::insert_invocation(conn, &row).await?;
+        }
+        Outcome::RequireApproval => {
+            row.status = InvocationStatus::PendingApproval.as_str().into();
+            db::insert_invocation(conn, &row).await?;
+            let created = approvals::create(
+                conn,
+                tenant,
+                &caller.actor,
+                &caller.principal,
+                TOOL_INVOCATION,
+                &invocation_id.to_string(),
+                Some(decision.reasons.join("; ")),
+                json!({"invocation_id": invocation_id.to_string(), "server_id": server.id.to_string(),
+                       "server_name": server.name, "tool_id": tool.id.to_string(), "tool_name": tool.name,
+                       "tool_hash": tool.tool_hash, "risk_level": tool.risk().as_str(), "input": request.input,
+                       "run_id": request.run_id, "trace_id": request.trace_id,
+                       "decision_id": decision.decision_id, "policy_id": decision.policy_id}),
+                approval_ttl,
+            )
+            .await?;
+            // The approval id rides on the invocation for readers.
+            row.approval_id = Some(created.id);
+            set_approval_id(conn, tenant, invocation_id, created.id).await?;
+            audit::append(
+                conn,
+                tenant,
+                &caller.actor,
+                Event {
+                    event_type: "TOOL_INVOCATION_PENDING_APPROVAL",
+                    subject_type: "mcp_tool",
+                    subject_id: subject(tool),
+                    decision: Some("pending_approval".into()),
+                    policy_revision: revision,
+                    details: json!({"invocation_id": invocation_id.to_string(), "approval_id": created.id.to_string(),
+                                    "decision_id": decision.decision_id, "reasons": decision.reasons}),
+                },
+            )
+            .await?;
+            approval = Some(created);
+        }
+        Outcome::Allow => {
+            audit::append(
+                conn,
+                tenant,
+                &caller.actor,
+                Event {
+                    event_type: "TOOL_INVOCATION_ALLOWED",
+                    subject_type: "mcp_tool",
+                    subject_id: subject(tool),
+                    decision: Some(decision.label().into()),
+                    policy_revision: revision,
+                    details: decision_details(&decision, invocation_id),
+                },
+            )
+            .await?;
+            db::insert_invocation(conn, &row).await?;
+            started(conn, tenant, &caller.actor, tool, invocation_id).await?;
+        }
+    }
+    Ok(Admission {
+        invocation: row,
+        decision,
+        approval,
+        incident,
+    })
+}
+
+async fn set_approval_id(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    invocation: DbUuid,
+    approval: DbUuid,
+) -> EngineResult<()> {
+    db::set_invocation_approval(conn, tenant.into(), invocation, approval).await?;
+    Ok(())
+}
+
+async fn started(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    actor: &Actor,
+    tool: &Tool,
+    invocation: DbUuid,
+) -> EngineResult<()> {
+    audit::append(
+        conn,
+        tenant,
+        actor,
+        Event {
+            event_type: "TOOL_INVOCATION_STARTED",
+            subject_type: "mcp_tool",
+            subject_id: subject(tool),
+            details: json!({"invocation_id": invocation.to_string()}),
+            ..Event::default()
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The limits of one call to a server.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    pub timeout: Duration,
+    pub max_output_bytes: usize,
+}
+
+/// The server's limits, or the platform defaults.
+pub fn limits(runtime: &McpRuntime, server: &Server) -> CallLimits {
+    let timeout_ms = server
+        .call_timeout_ms
+        .and_then(|v| u64::try_from(v).ok())
+        .unwrap_or(runtime.settings.call_timeout_ms);
+    let max_output = server
+        .max_output_bytes
+        .and_then(|v| usize::try_from(v).ok())
+        .unwrap_or(runtime.settings.max_output_bytes);
+    CallLimits {
+        timeout: Duration::from_millis(timeout_ms.max(1)),
+        max_output_bytes: max_output,
+    }
+}
+
+/// Step 5's result.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub status: InvocationStatus,
+    /// The tool's result (`content`, `structuredContent`, `isError`) unless too large.
+    pub output: Option<Value>,
+    pub output_hash: Option<String>,
+    pub output_bytes: Option<i64>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// Step 5: connects and calls the tool within the limits (network only).
+pub async fn execute(
+    runtime: &McpRuntime,
+    target: &Target,
+    tool_name: &str,
+    arguments: Map<String, Value>,
+    limits: CallLimits,
+) -> Execution {
+    let started = Instant::now();
+    let call = async {
+        let session = runtime.connect(target).await?;
+        let result = session.call_tool(tool_name, arguments).await;
+        // Session teardown is not the caller's latency.
+        tokio::spawn(session.close());
+        result
+    };
+    let outcome = tokio::time::timeout(limits.timeout, call).await;
+    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let failed = |status: InvocationStatus, code: &str, message: String| Execution {
+        status,
+        output: None,
+        output_hash: None,
+        output_bytes: None,
+        error_code: Some(code.into()),
+        error_message: Some(message),
+        duration_ms,
+    };
+    match outcome {
+        Err(_) => failed(
+            InvocationStatus::Timeout,
+            "TIMEOUT",
+            format!("no result within {} ms", limits.timeout.as_millis()),
+        ),
+        Ok(Err(e)) => failed(InvocationStatus::Failure, "UPSTREAM_ERROR", e.to_string()),
+        Ok(Ok(output)) => {
+            let bytes = serde_json::to_vec(&output).map(|b| b.len()).unwrap_or(usize::MAX);
+            let output_hash = Some(canonical_sha256(&output));
+            let output_bytes = i64::try_from(bytes).ok();
+            if bytes > limits.max_output_bytes {
+                return Execution {
+                    output_hash,
+                    output_bytes,
+                    ..failed(
+                        InvocationStatus::Failure,
+                        "OUTPUT_TOO_LARGE",
+                        format!(
+                            "the tool returned {bytes} bytes; the limit is {}",
+                            limits.max_output_bytes
+                        ),
+                    )
+                };
+            }
+            let is_error = output.get("isError").and_then(Value::as_bool).unwrap_or(false);
+            Execution {
+                status: if is_error {
+                    InvocationStatus::Failure
+                } else {
+                    InvocationStatus::Success
+                },
+                error_code: is_error.then(|| "TOOL_ERROR".to_owned()),
+                error_message: is_error.then(|| "the tool reported an error (isError)".to_owned()),
+                output: Some(output),
+                output_hash,
+                output_bytes,
+                duration_ms,
+            }
+        }
+    }
+}
+
+/// Step 6: the outcome, its audit event and, for a failure or timeout, an incident.
+pub async fn record_outcome(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    actor: &Actor,
+    invocation_id: uuid::Uuid,
+    execution: &Execution,
+) -> EngineResult<(Invocation, Option<Incident>)> {
+    let current = get_invocation(conn, tenant, invocation_id).await?;
+    let success = execution.status == InvocationStatus::Success;
+    audit::append(
+        conn,
+        tenant,
+        actor,
+        Event {
+            event_type: if success {
+                "TOOL_INVOCATION_COMPLETED"
+            } else {
+                "TOOL_INVOCATION_FAILED"
+            },
+            subject_type: "mcp_tool",
+            subject_id: Some(current.tool_id.to_string()),
+            decision: current.policy_decision.clone(),
+            policy_revision: current.policy_revision.clone(),
+            details: json!({"invocation_id": invocation_id.to_string(), "status": execution.status.as_str(),
+                            "error_code": execution.error_code, "duration_ms": execution.duration_ms,
+                            "output_hash": execution.output_hash}),
+        },
+    )
+    .await?;
+    let incident = if success {
+        None
+    } else {
+        let tool = db::get_tool(conn, current.tenant_id, current.server_id, current.tool_id).await?;
+        let timeout = execution.status == InvocationStatus::Timeout;
+        Some(
+            incidents::open(
+                conn,
+                tenant,
+                &Actor::system("invocation"),
+                NewIncident {
+                    kind: if timeout {
+                        incidents::INVOCATION_TIMEOUT
+                    } else {
+                        incidents::INVOCATION_FAILED
+                    },
+                    severity: tool.risk(),
+                    title: format!(
+                        "{} {}: {}",
+                        tool.name,
+                        if timeout { "timed out" } else { "failed" },
+                        execution.error_code.as_deref().unwrap_or("error")
+                    ),
+                    details: json!({"error_code": execution.error_code, "error_message": execution.error_message,
+                                    "duration_ms": execution.duration_ms}),
+                    server_id: Some(current.server_id.into()),
+                    tool_id: Some(current.tool_id.into()),
+                    invocation_id: Some(invocation_id),
+                },
+            )
+            .await?,
+        )
+    };
+    let changes = McpInvocationChanges {
+        status: Some(execution.status.as_str().into()),
+        error_code: Some(execution.error_code.clone()),
+        error_message: Some(execution.error_message.clone()),
+        output_hash: Some(execution.output_hash.clone()),
+        output_bytes: Some(execution.output_bytes),
+        completed_at: Some(Some(DbTime::now())),
+        duration_ms: Some(Some(execution.duration_ms)),
+        incident_id: incident.as_ref().map(|i| Some(i.id)),
+        ..McpInvocationChanges::default()
+    };
+    let row = db::update_invocation(conn, tenant.into(), invocation_id.into(), &changes).await?;
+    Ok((row, incident))
+}
+
+pub async fn get_invocation(conn: &mut Conn, tenant: uuid::Uuid, id: uuid::Uuid) -> EngineResult<Invocation> {
+    db::get_invocation(conn, tenant.into(), id.into())
+        .await
+        .map_err(|e| match e {
+            DriverError::NotFound => EngineError::NotFound("invocation"),
+            other => other.into(),
+        })
+}
+
+/// What approving a gated call leads to.
+#[derive(Debug, Clone)]
+pub enum Approved {
+    /// A generic approval: nothing to run.
+    Recorded(Approval),
+    /// The tool changed (or went away) since the request: the call is BLOCKED.
+    Blocked(Approval, Box<Invocation>),
+    /// Admitted: run it (exactly once: only the winning approver gets here).
+    Run(Box<ApprovedRun>),
+}
+
+#[derive(Debug, Clone)]
+pub struct ApprovedRun {
+    pub approval: Approval,
+    pub invocation: Invocation,
+    pub target: Target,
+    pub tool_name: String,
+    pub arguments: Map<String, Value>,
+    pub limits: CallLimits,
+}
+
+async fn block(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    actor: &Actor,
+    invocation: &Invocation,
+    code: &str,
+    message: &str,
+) -> EngineResult<Invocation> {
+    audit::append(
+        conn,
+        tenant,
+        actor,
+        Event {
+            event_type: "TOOL_INVOCATION_DENIED",
+            subject_type: "mcp_tool",
+            subject_id: Some(invocation.tool_id.to_string()),
+            decision: Some("blocked".into()),
+            policy_revision: invocation.policy_revision.clone(),
+            details: json!({"invocation_id": invocation.id.to_string(), "error_code": code, "reasons": [message]}),
+        },
+    )
+    .await?;
+    let changes = McpInvocationChanges {
+        status: Some(InvocationStatus::Blocked.as_str().into()),
+        error_code: Some(Some(code.into())),
+        error_message: Some(Some(message.into())),
+        policy_decision: Some(Some("blocked".into())),
+        completed_at: Some(Some(DbTime::now())),
+        ..McpInvocationChanges::default()
+    };
+    Ok(db::update_invocation(conn, tenant.into(), invocation.id, &changes).await?)
+}
+
+fn pending_invocation(approval: &Approval) -> Option<uuid::Uuid> {
+    (approval.subject_type == TOOL_INVOCATION)
+        .then(|| uuid::Uuid::parse_str(&approval.subject_id).ok())
+        .flatten()
+}
+
+/// Approves (one write transaction). For a gated tool call the winner re-checks the tool
+/// (still enabled, not quarantined, the same definition hash as when requested) and
+/// either admits the call (ALLOWED, STARTED) or blocks it.
+#[allow(clippy::too_many_arguments)]
+pub async fn admit_approved(
+    conn: &mut Conn,
+    runtime: &McpRuntime,
+    tenant: uuid::Uuid,
+    approval_id: uuid::Uuid,
+    actor: &Actor,
+    decided_by: &str,
+    reason: Option<String>,
+    allow_self: bool,
+) -> EngineResult<Approved> {
+    let approval = approvals::decide(conn, tenant, approval_id, true, actor, decided_by, reason, allow_self).await?;
+    let Some(invocation_id) = pending_invocation(&approval) else {
+        return Ok(Approved::Recorded(approval));
+    };
+    let invocation = get_invocation(conn, tenant, invocation_id).await?;
+    let context = &approval.context.0;
+    let server = registry::get_live_server(conn, tenant, invocation.server_id.into()).await;
+    let tool = registry::get_tool(conn, tenant, invocation.server_id.into(), invocation.tool_id.into()).await;
+    let (server, tool) = match (server, tool) {
+        (Ok(s), Ok(t)) => (s, t),
+        _ => {
+            let row = block(
+                conn,
+                tenant,
+                actor,
+                &invocation,
+                "TOOL_UNAVAILABLE",
+                "the server or tool is gone",
+            )
+            .await?;
+            return Ok(Approved::Blocked(approval, Box::new(row)));
+        }
+    };
+    let requested_hash = context.get("tool_hash").and_then(Value::as_str);
+    if !tool.callable() || requested_hash != Some(tool.tool_hash.as_str()) {
+        let row = block(
+            conn,
+            tenant,
+            actor,
+            &invocation,
+            "TOOL_CHANGED",
+            "the tool was disabled, quarantined or redefined after approval was requested",
+        )
+        .await?;
+        return Ok(Approved::Blocked(approval, Box::new(row)));
+    }
+    let arguments = match context.get("input") {
+        Some(Value::Object(map)) => map.clone(),
+        _ => Map::new(),
+    };
+    audit::append(
+        conn,
+        tenant,
+        actor,
+        Event {
+            event_type: "TOOL_INVOCATION_ALLOWED",
+            subject_type: "mcp_tool",
+            subject_id: Some(tool.id.to_string()),
+            decision: Some("approved".into()),
+            policy_revision: invocation.policy_revision.clone(),
+            details: json!({"invocation_id": invocation.id.to_string(), "approval_id": approval.id.to_string()}),
+        },
+    )
+    .await?;
+    started(conn, tenant, actor, &tool, invocation.id).await?;
+    let invocation = db::update_invocation(
+        conn,
+        tenant.into(),
+        invocation.id,
+        &McpInvocationChanges {
+            status: Some(InvocationStatus::Running.as_str().into()),
+            policy_decision: Some(Some("approved".into())),
+            ..McpInvocationChanges::default()
+        },
+    )
+    .await?;
+    Ok(Approved::Run(Box::new(ApprovedRun {
+        limits: limits(runtime, &server),
+        target: registry::target(&server)?,
+        tool_name: tool.name,
+        approval,
+        invocation,
+        arguments,
+    })))
+}
+
+/// Denies (one write transaction); a gated call becomes BLOCKED.
+pub async fn deny_approval(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    approval_id: uuid::Uuid,
+    actor: &Actor,
+    decided_by: &str,
+    reason: Option<String>,
+    allow_self: bool,
+) -> EngineResult<(Approval, Option<Invocation>)> {
+    let approval = approvals::decide(conn, tenant, approval_id, false, actor, decided_by, reason, allow_self).await?;
+    let Some(invocation_id) = pending_invocation(&approval) else {
+        return Ok((approval, None));
+    };
+    let invocation = get_invocation(conn, tenant, invocation_id).await?;
+    let why = approval
+        .decision_reason
+        .clone()
+        .map_or_else(|| "approval denied".to_owned(), |r| format!("approval denied: {r}"));
+    let row = block(conn, tenant, actor, &invocation, "APPROVAL_DENIED", &why).await?;
+    Ok((approval, Some(row)))
+}
+
+/// Expires due approvals of every tenant; their gated calls become BLOCKED.
+pub async fn expire_approvals(conn: &mut Conn, limit: i64) -> EngineResult<usize> {
+    let expired = approvals::expire_due(conn, limit).await?;
+    let actor = Actor::system("approval-sweeper");
+    for approval in &expired {
+        if let Some(invocation_id) = pending_invocation(approval) {
+            let tenant: uuid::Uuid = approval.tenant_id.into();
+            let invocation = get_invocation(conn, tenant, invocation_id).await?;
+            block(
+                conn,
+                tenant,
+                &actor,
+                &invocation,
+                "APPROVAL_EXPIRED",
+                "approval expired",
+            )
+            .await?;
+        }
+    }
+    Ok(expired.len())
+}
+
+/// Severity of an incident about `tool`.
+pub fn severity(tool: &Tool) -> RiskLevel {
+    tool.risk()
+}

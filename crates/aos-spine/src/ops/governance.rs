@@ -1,0 +1,824 @@
+//! Governed invocation, approvals, the audit chain, incidents, policy and manifests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aos_engines::EngineError;
+use aos_engines::auth::Scope;
+use aos_engines::governance::approvals::{self, Approval};
+use aos_engines::governance::audit::{self, AuditFilter};
+use aos_engines::governance::incidents::{self, Incident, IncidentFilter};
+use aos_engines::governance::policy::{self, PLATFORM_PACKAGE, TENANT_PACKAGE};
+use aos_engines::governance::settings as gov_settings;
+use aos_engines::mcp::invoke::{self, Approved, Caller, Execution, InvokeRequest};
+use aos_engines::mcp::manifest;
+use aos_engines::mcp::registry;
+use aos_engines::tenants::{DbTime, DbUuid};
+use aos_schemas::governance as api;
+use aos_schemas::mcp::RiskLevel as ApiRisk;
+use aos_schemas::{ErrorCode, ListEnvelope, ListMeta};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::context::AuthContext;
+use crate::error::{SpineError, SpineResult};
+use crate::op::{Mode, OpFuture, Operation, OperationContext, Workflow, WorkflowContext};
+use crate::ops::cursor;
+
+type Risk = aos_engines::mcp::risk::RiskLevel;
+
+fn risk_to_api(level: Risk) -> ApiRisk {
+    match level {
+        Risk::Low => ApiRisk::Low,
+        Risk::Medium => ApiRisk::Medium,
+        Risk::High => ApiRisk::High,
+        Risk::Critical => ApiRisk::Critical,
+    }
+}
+
+fn risk_from_api(level: ApiRisk) -> Risk {
+    match level {
+        ApiRisk::Low => Risk::Low,
+        ApiRisk::Medium => Risk::Medium,
+        ApiRisk::High => Risk::High,
+        ApiRisk::Critical => Risk::Critical,
+    }
+}
+
+fn status_to_api(status: &str) -> api::InvocationStatus {
+    match status {
+        "SUCCESS" => api::InvocationStatus::Success,
+        "BLOCKED" => api::InvocationStatus::Blocked,
+        "TIMEOUT" => api::InvocationStatus::Timeout,
+        "PENDING_APPROVAL" => api::InvocationStatus::PendingApproval,
+        "RUNNING" => api::InvocationStatus::Running,
+        _ => api::InvocationStatus::Failure,
+    }
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+fn result_to_api(row: invoke::Invocation, output: Option<Value>) -> api::InvocationResult {
+    api::InvocationResult {
+        invocation_id: row.id.into(),
+        tool_id: row.tool_id.into(),
+        server_id: row.server_id.into(),
+        status: status_to_api(&row.status),
+        output,
+        error_code: row.error_code,
+        error_message: row.error_message,
+        duration_ms: row.duration_ms,
+        policy_decision: row.policy_decision.unwrap_or_else(|| "allowed".into()),
+        policy_id: row.policy_id,
+        policy_revision: row.policy_revision,
+        decision_id: row.policy_decision_id,
+        reasons: strings(row.policy_reasons.as_ref().map(|r| &r.0)),
+        incident_id: row.incident_id.map(Into::into),
+        approval_id: row.approval_id.map(Into::into),
+        input_hash: row.input_hash,
+        output_hash: row.output_hash,
+    }
+}
+
+pub(crate) fn approval_to_api(a: Approval) -> api::Approval {
+    let status = match a.status() {
+        approvals::ApprovalStatusKind::Pending => api::ApprovalStatus::Pending,
+        approvals::ApprovalStatusKind::Approved => api::ApprovalStatus::Approved,
+        approvals::ApprovalStatusKind::Denied => api::ApprovalStatus::Denied,
+        approvals::ApprovalStatusKind::Expired => api::ApprovalStatus::Expired,
+    };
+    api::Approval {
+        id: a.id.into(),
+        tenant_id: a.tenant_id.into(),
+        subject_type: a.subject_type,
+        subject_id: a.subject_id,
+        status,
+        reason: a.reason,
+        context: a.context.0,
+        requested_by: a.requested_by,
+        created_at: a.created_at.into(),
+        expires_at: a.expires_at.into(),
+        decided_at: a.decided_at.map(Into::into),
+        decided_by: a.decided_by,
+        decision_reason: a.decision_reason,
+    }
+}
+
+fn incident_to_api(i: Incident) -> api::Incident {
+    api::Incident {
+        id: i.id.into(),
+        kind: i.kind,
+        severity: risk_to_api(Risk::parse_lenient(&i.severity)),
+        status: i.status,
+        title: i.title,
+        details: i.details.0,
+        server_id: i.server_id.map(Into::into),
+        tool_id: i.tool_id.map(Into::into),
+        invocation_id: i.invocation_id.map(Into::into),
+        created_at: i.created_at.into(),
+        resolved_at: i.resolved_at.map(Into::into),
+        resolved_by: i.resolved_by,
+        resolution: i.resolution,
+    }
+}
+
+/// Runs an admitted call and records its outcome (the network step outside any
+/// transaction).
+#[allow(clippy::too_many_arguments)]
+async fn run_admitted(
+    cx: &WorkflowContext,
+    tenant: Uuid,
+    actor: &aos_engines::governance::audit::Actor,
+    invocation_id: Uuid,
+    target: &aos_engines::mcp::client::Target,
+    tool_name: &str,
+    arguments: serde_json::Map<String, Value>,
+    limits: invoke::CallLimits,
+) -> SpineResult<api::InvocationResult> {
+    let execution: Execution = invoke::execute(cx.mcp(), target, tool_name, arguments, limits).await;
+    let output = execution.output.clone();
+    let actor = actor.clone();
+    let (row, _incident) = cx
+        .write(move |conn| {
+            Box::pin(async move { Ok(invoke::record_outcome(conn, tenant, &actor, invocation_id, &execution).await?) })
+        })
+        .await?;
+    Ok(result_to_api(row, output))
+}
+
+/// `integrations.mcp_servers.invoke_tool`: the governed pipeline.
+pub struct Invoke {
+    pub actor: AuthContext,
+    pub server_id: Uuid,
+    pub tool_id: Uuid,
+    pub request: api::InvokeToolRequest,
+}
+
+impl Workflow for Invoke {
+    const NAME: &'static str = "integrations.mcp_servers.invoke_tool";
+    type Output = api::InvocationResult;
+
+    fn run(self, cx: WorkflowContext) -> OpFuture<'static, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with(Scope::McpInvoke)?;
+            let caller = Caller {
+                actor: self.actor.audit_actor(),
+                principal: self.actor.actor(),
+            };
+            let request = InvokeRequest {
+                input: self.request.input,
+                run_id: self.request.run_id,
+                step_index: self.request.step_index,
+                actor_id: self.request.actor_id,
+                actor_type: self.request.actor_type,
+                trace_id: self.request.trace_id,
+            };
+            let (server_id, tool_id) = (self.server_id, self.tool_id);
+            let prepared = cx
+                .read(move |conn| Box::pin(async move { Ok(invoke::prepare(conn, tenant, server_id, tool_id).await?) }))
+                .await?;
+            let arguments = invoke::validate_input(&prepared.tool, &request)?;
+            let decision = cx
+                .policy()
+                .check(&invoke::policy_request(tenant, &caller, &request, &prepared))
+                .await;
+            if let Some(error) = &decision.error {
+                tracing::warn!(%error, tool_id = %tool_id, "policy evaluation failed; denied");
+            }
+            let ttl = Duration::from_secs(cx.approvals().ttl_secs);
+            let (limits, target) = (
+                invoke::limits(cx.mcp(), &prepared.server),
+                registry::target(&prepared.server)?,
+            );
+            let tool_name = prepared.tool.name.clone();
+            let admission = {
+                let (caller, request, prepared) = (caller.clone(), request.clone(), prepared.clone());
+                cx.write(move |conn| {
+                    Box::pin(async move {
+                        Ok(invoke::admit(conn, tenant, &caller, &request, &prepared, decision, ttl).await?)
+                    })
+                })
+                .await?
+            };
+            if admission.invocation.status != "RUNNING" {
+                return Ok(result_to_api(admission.invocation, None));
+            }
+            run_admitted(
+                &cx,
+                tenant,
+                &caller.actor,
+                admission.invocation.id.into(),
+                &target,
+                &tool_name,
+                arguments,
+                limits,
+            )
+            .await
+        })
+    }
+}
+
+/// `approvals.approve`: the winning approver runs a gated call, exactly once.
+pub struct Approve {
+    pub actor: AuthContext,
+    pub approval_id: Uuid,
+    pub request: api::DecideApprovalRequest,
+}
+
+impl Workflow for Approve {
+    const NAME: &'static str = "approvals.approve";
+    type Output = api::ApprovalDecision;
+
+    fn run(self, cx: WorkflowContext) -> OpFuture<'static, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with(Scope::ApprovalsDecide)?;
+            let actor = self.actor.audit_actor();
+            let by = self.actor.actor();
+            let (mcp, id, reason) = (Arc::clone(cx.mcp()), self.approval_id, self.request.reason);
+            let allow_self = cx.approvals().allow_self_approval;
+            let audit_actor = actor.clone();
+            let approved = cx
+                .write(move |conn| {
+                    Box::pin(async move {
+                        Ok(
+                            invoke::admit_approved(conn, &mcp, tenant, id, &audit_actor, &by, reason, allow_self)
+                                .await?,
+                        )
+                    })
+                })
+                .await?;
+            match approved {
+                Approved::Recorded(approval) => Ok(api::ApprovalDecision {
+                    approval: approval_to_api(approval),
+                    invocation: None,
+                }),
+                Approved::Blocked(approval, invocation) => Ok(api::ApprovalDecision {
+                    approval: approval_to_api(approval),
+                    invocation: Some(result_to_api(*invocation, None)),
+                }),
+                Approved::Run(run) => {
+                    let run = *run;
+                    let invocation = run_admitted(
+                        &cx,
+                        tenant,
+                        &actor,
+                        run.invocation.id.into(),
+                        &run.target,
+                        &run.tool_name,
+                        run.arguments,
+                        run.limits,
+                    )
+                    .await?;
+                    Ok(api::ApprovalDecision {
+                        approval: approval_to_api(run.approval),
+                        invocation: Some(invocation),
+                    })
+                }
+            }
+        })
+    }
+}
+
+/// `approvals.deny`
+pub struct Deny {
+    pub actor: AuthContext,
+    pub approval_id: Uuid,
+    pub request: api::DecideApprovalRequest,
+}
+
+impl Operation for Deny {
+    const NAME: &'static str = "approvals.deny";
+    const MODE: Mode = Mode::Write;
+    type Output = api::ApprovalDecision;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with(Scope::ApprovalsDecide)?;
+            let (approval, invocation) = invoke::deny_approval(
+                cx.conn,
+                tenant,
+                self.approval_id,
+                &self.actor.audit_actor(),
+                &self.actor.actor(),
+                self.request.reason,
+                cx.shared.approvals.allow_self_approval,
+            )
+            .await?;
+            Ok(api::ApprovalDecision {
+                approval: approval_to_api(approval),
+                invocation: invocation.map(|i| result_to_api(i, None)),
+            })
+        })
+    }
+}
+
+/// `approvals.create` (generic subjects).
+pub struct CreateApproval {
+    pub actor: AuthContext,
+    pub request: api::CreateApprovalRequest,
+}
+
+impl Operation for CreateApproval {
+    const NAME: &'static str = "approvals.create";
+    const MODE: Mode = Mode::Write;
+    type Output = api::Approval;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self
+                .actor
+                .tenant_with_any(&[Scope::McpInvoke, Scope::ApprovalsDecide])?;
+            let ttl = match self.request.ttl_secs {
+                None => cx.shared.approvals.ttl_secs,
+                Some(t) if (60..=30 * 24 * 3600).contains(&t) => t,
+                Some(_) => {
+                    return Err(EngineError::invalid("ttl_secs", "must be between 60 and 2592000").into());
+                }
+            };
+            let row = approvals::create_generic(
+                cx.conn,
+                tenant,
+                &self.actor.audit_actor(),
+                &self.actor.actor(),
+                self.request.subject_type.trim(),
+                &self.request.subject_id,
+                self.request.reason,
+                self.request.context,
+                Duration::from_secs(ttl),
+            )
+            .await?;
+            Ok(approval_to_api(row))
+        })
+    }
+}
+
+const APPROVAL_READERS: [Scope; 3] = [Scope::ApprovalsDecide, Scope::McpRead, Scope::McpInvoke];
+
+/// `approvals.get`
+pub struct GetApproval {
+    pub actor: AuthContext,
+    pub approval_id: Uuid,
+}
+
+impl Operation for GetApproval {
+    const NAME: &'static str = "approvals.get";
+    const MODE: Mode = Mode::Read;
+    type Output = api::Approval;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with_any(&APPROVAL_READERS)?;
+            Ok(approval_to_api(
+                approvals::get(cx.conn, tenant, self.approval_id).await?,
+            ))
+        })
+    }
+}
+
+/// `approvals.list`
+pub struct ListApprovals {
+    pub actor: AuthContext,
+    pub query: api::ListApprovalsQuery,
+}
+
+impl Operation for ListApprovals {
+    const NAME: &'static str = "approvals.list";
+    const MODE: Mode = Mode::Read;
+    type Output = ListEnvelope<api::Approval>;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with_any(&APPROVAL_READERS)?;
+            let limit = cursor::limit(self.query.limit, 50, 200)?;
+            let after = self.query.cursor.as_deref().map(cursor::decode).transpose()?;
+            let status = self.query.status.map(|s| match s {
+                api::ApprovalStatus::Pending => approvals::ApprovalStatusKind::Pending,
+                api::ApprovalStatus::Approved => approvals::ApprovalStatusKind::Approved,
+                api::ApprovalStatus::Denied => approvals::ApprovalStatusKind::Denied,
+                api::ApprovalStatus::Expired => approvals::ApprovalStatusKind::Expired,
+            });
+            let (rows, next) = approvals::list(cx.conn, tenant, status, after, limit).await?;
+            Ok(ListEnvelope {
+                data: rows.into_iter().map(approval_to_api).collect(),
+                meta: ListMeta {
+                    total: None,
+                    limit,
+                    next_cursor: next.map(|(at, id)| cursor::encode(at, id)),
+                },
+            })
+        })
+    }
+}
+
+fn parse_time(field: &'static str, value: Option<&str>) -> SpineResult<Option<DbTime>> {
+    value
+        .map(|v| {
+            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                .map(DbTime::from)
+                .map_err(|_| EngineError::invalid(field, "must be an RFC 3339 timestamp").into())
+        })
+        .transpose()
+}
+
+fn audit_cursor(text: &str) -> SpineResult<i64> {
+    text.strip_prefix("seq-")
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| SpineError::bad_request("cursor: not a cursor returned by this API"))
+}
+
+/// `audit.list_events`
+pub struct ListAuditEvents {
+    pub actor: AuthContext,
+    pub query: api::ListAuditQuery,
+}
+
+impl Operation for ListAuditEvents {
+    const NAME: &'static str = "audit.list_events";
+    const MODE: Mode = Mode::Read;
+    type Output = ListEnvelope<api::AuditEvent>;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with(Scope::McpRead)?;
+            let limit = cursor::limit(self.query.limit, 100, 500)?;
+            let after = self.query.cursor.as_deref().map(audit_cursor).transpose()?.unwrap_or(0);
+            let filter = AuditFilter {
+                event_type: self.query.event_type,
+                subject_type: self.query.subject_type,
+                subject_id: self.query.subject_id,
+                actor_id: self.query.actor_id,
+                since: parse_time("since", self.query.since.as_deref())?,
+                until: parse_time("until", self.query.until.as_deref())?,
+            };
+            let (rows, next) = audit::list(cx.conn, tenant, &filter, after, limit).await?;
+            Ok(ListEnvelope {
+                data: rows
+                    .into_iter()
+                    .map(|e| api::AuditEvent {
+                        id: e.id.into(),
+                        seq: e.seq,
+                        occurred_at: e.occurred_at.into(),
+                        actor_type: e.actor_type,
+                        actor_id: e.actor_id,
+                        event_type: e.event_type,
+                        subject_type: e.subject_type,
+                        subject_id: e.subject_id,
+                        decision: e.decision,
+                        policy_revision: e.policy_revision,
+                        details: e.details.0,
+                        prev_hash: e.prev_hash,
+                        event_hash: e.event_hash,
+                    })
+                    .collect(),
+                meta: ListMeta {
+                    total: None,
+                    limit,
+                    next_cursor: next.map(|seq| format!("seq-{seq}")),
+                },
+            })
+        })
+    }
+}
+
+/// `audit.verify`
+pub struct VerifyAudit {
+    pub actor: AuthContext,
+}
+
+impl Operation for VerifyAudit {
+    const NAME: &'static str = "audit.verify";
+    const MODE: Mode = Mode::Read;
+    type Output = api::AuditVerification;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with(Scope::McpRead)?;
+            let v = audit::verify(cx.conn, tenant).await?;
+            if !v.valid {
+                tracing::error!(tenant_id = %tenant, first_bad_seq = ?v.first_bad_seq, "audit chain does not verify");
+            }
+            Ok(api::AuditVerification {
+                valid: v.valid,
+                length: v.length,
+                head_hash: v.head_hash,
+                first_bad_seq: v.first_bad_seq,
+                reason: v.reason,
+            })
+        })
+    }
+}
+
+/// `incidents.list`
+pub struct ListIncidents {
+    pub actor: AuthContext,
+    pub query: api::ListIncidentsQuery,
+}
+
+impl Operation for ListIncidents {
+    const NAME: &'static str = "incidents.list";
+    const MODE: Mode = Mode::Read;
+    type Output = ListEnvelope<api::Incident>;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with(Scope::McpRead)?;
+            let limit = cursor::limit(self.query.limit, 50, 200)?;
+            let after = self.query.cursor.as_deref().map(cursor::decode).transpose()?;
+            let status = match self.query.status.as_deref() {
+                None => None,
+                Some(s) if s.eq_ignore_ascii_case("OPEN") || s.eq_ignore_ascii_case("RESOLVED") => {
+                    Some(s.to_ascii_uppercase())
+                }
+                Some(_) => return Err(EngineError::invalid("status", "must be OPEN or RESOLVED").into()),
+            };
+            let kind = match self.query.kind.as_deref() {
+                None => None,
+                Some(k) => Some(
+                    incidents::KINDS
+                        .iter()
+                        .find(|known| known.eq_ignore_ascii_case(k))
+                        .map(|k| (*k).to_owned())
+                        .ok_or_else(|| {
+                            EngineError::invalid("kind", format!("must be one of {}", incidents::KINDS.join(", ")))
+                        })?,
+                ),
+            };
+            let filter = IncidentFilter {
+                status,
+                kind,
+                severity: self.query.severity.map(|s| risk_from_api(s).as_str().to_owned()),
+                server_id: self.query.server_id.map(DbUuid::from),
+                tool_id: self.query.tool_id.map(DbUuid::from),
+            };
+            let (rows, next) = incidents::list(cx.conn, tenant, &filter, after, limit).await?;
+            Ok(ListEnvelope {
+                data: rows.into_iter().map(incident_to_api).collect(),
+                meta: ListMeta {
+                    total: None,
+                    limit,
+                    next_cursor: next.map(|(at, id)| cursor::encode(at, id)),
+                },
+            })
+        })
+    }
+}
+
+/// `incidents.get`
+pub struct GetIncident {
+    pub actor: AuthContext,
+    pub incident_id: Uuid,
+}
+
+impl Operation for GetIncident {
+    const NAME: &'static str = "incidents.get";
+    const MODE: Mode = Mode::Read;
+    type Output = api::Incident;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with(Scope::McpRead)?;
+            Ok(incident_to_api(
+                incidents::get(cx.conn, tenant, self.incident_id).await?,
+            ))
+        })
+    }
+}
+
+/// `incidents.resolve`
+pub struct ResolveIncident {
+    pub actor: AuthContext,
+    pub incident_id: Uuid,
+    pub request: api::ResolveIncidentRequest,
+}
+
+impl Operation for ResolveIncident {
+    const NAME: &'static str = "incidents.resolve";
+    const MODE: Mode = Mode::Write;
+    type Output = api::Incident;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with(Scope::McpAdmin)?;
+            let row = incidents::resolve(
+                cx.conn,
+                tenant,
+                self.incident_id,
+                &self.actor.audit_actor(),
+                &self.actor.actor(),
+                self.request.resolution,
+            )
+            .await?;
+            Ok(incident_to_api(row))
+        })
+    }
+}
+
+fn module_to_api(row: aos_engines::governance::PolicyModule) -> api::PolicyModule {
+    api::PolicyModule {
+        package: if row.owner == aos_engines::governance::PLATFORM_OWNER {
+            PLATFORM_PACKAGE
+        } else {
+            TENANT_PACKAGE
+        }
+        .to_owned(),
+        source: row.source,
+        revision: row.revision,
+        created_by: row.created_by,
+        created_at: row.created_at.into(),
+    }
+}
+
+fn settings_to_api(s: gov_settings::GovernanceSettings) -> api::GovernanceSettings {
+    api::GovernanceSettings {
+        high_requires_approval: s.high_requires_approval,
+        auto_enable_max_risk: risk_to_api(s.auto_enable_max_risk),
+    }
+}
+
+/// `policy.get`: what decides the caller's tool calls.
+pub struct GetPolicy {
+    pub actor: AuthContext,
+}
+
+impl Operation for GetPolicy {
+    const NAME: &'static str = "policy.get";
+    const MODE: Mode = Mode::Read;
+    type Output = api::PolicyOverview;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with(Scope::McpRead)?;
+            let (platform, own) = aos_engines::governance::modules_of(cx.conn, Some(tenant)).await?;
+            let settings = gov_settings::get(cx.conn, tenant).await?;
+            let engine = cx.shared.policy.kind();
+            Ok(api::PolicyOverview {
+                engine: engine.to_owned(),
+                default_source: (engine == "embedded").then(|| policy::DEFAULT_POLICY.to_owned()),
+                platform: platform.map(module_to_api),
+                tenant: own.map(module_to_api),
+                settings: settings_to_api(settings),
+            })
+        })
+    }
+}
+
+fn refuse_under_opa(cx: &OperationContext<'_>) -> SpineResult<()> {
+    if cx.shared.policy.kind() == "opa" {
+        return Err(SpineError::new(
+            ErrorCode::Conflict,
+            "policy is decided by the configured OPA server; load modules there",
+        ));
+    }
+    Ok(())
+}
+
+/// `policy.put_tenant` / `policy.put_platform` / deletes: validates a module before it
+/// is stored; `source: None` removes the active one.
+pub struct PutPolicy {
+    pub actor: AuthContext,
+    /// False: the caller's tenant module; true: the platform module (operator only).
+    pub platform: bool,
+    pub source: Option<String>,
+}
+
+impl Operation for PutPolicy {
+    const NAME: &'static str = "policy.put";
+    const MODE: Mode = Mode::Write;
+    type Output = Option<api::PolicyModule>;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = if self.platform {
+                self.actor.require_founder()?;
+                None
+            } else {
+                Some(self.actor.tenant_with(Scope::McpAdmin)?)
+            };
+            refuse_under_opa(&cx)?;
+            let package = if self.platform {
+                PLATFORM_PACKAGE
+            } else {
+                TENANT_PACKAGE
+            };
+            let stored = aos_engines::governance::put_module(
+                cx.conn,
+                tenant,
+                package,
+                self.source.as_deref(),
+                &self.actor.audit_actor(),
+            )
+            .await?;
+            tracing::info!(package, revision = ?stored.as_ref().map(|m| m.revision.clone()), "policy module changed");
+            Ok(stored.map(module_to_api))
+        })
+    }
+}
+
+/// `policy.update_settings`
+pub struct UpdateSettings {
+    pub actor: AuthContext,
+    pub request: api::UpdateGovernanceSettings,
+}
+
+impl Operation for UpdateSettings {
+    const NAME: &'static str = "policy.update_settings";
+    const MODE: Mode = Mode::Write;
+    type Output = api::GovernanceSettings;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with(Scope::McpAdmin)?;
+            let updated = gov_settings::update(
+                cx.conn,
+                tenant,
+                self.request.high_requires_approval,
+                self.request.auto_enable_max_risk.map(risk_from_api),
+            )
+            .await?;
+            audit::append(
+                cx.conn,
+                tenant,
+                &self.actor.audit_actor(),
+                audit::Event {
+                    event_type: "GOVERNANCE_SETTINGS_CHANGED",
+                    subject_type: "tenant",
+                    subject_id: Some(tenant.to_string()),
+                    details: updated.to_json(),
+                    ..audit::Event::default()
+                },
+            )
+            .await?;
+            Ok(settings_to_api(updated))
+        })
+    }
+}
+
+/// `integrations.mcp_servers.get_manifest`
+pub struct GetManifest {
+    pub actor: AuthContext,
+    pub server_id: Uuid,
+}
+
+impl Operation for GetManifest {
+    const NAME: &'static str = "integrations.mcp_servers.get_manifest";
+    const MODE: Mode = Mode::Read;
+    type Output = api::SignedManifest;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with(Scope::McpRead)?;
+            let server = registry::get_server(cx.conn, tenant, self.server_id).await?;
+            let (Some(token), Some(issued_at)) = (server.manifest, server.manifest_issued_at) else {
+                return Err(SpineError::new(
+                    ErrorCode::NotFound,
+                    "no manifest yet: the server has not been discovered",
+                ));
+            };
+            let signer = &cx.shared.signer;
+            let payload = manifest::verify(&token, signer.keys()).map_err(|e| {
+                tracing::error!(server_id = %self.server_id, error = %e, "a stored manifest does not verify");
+                SpineError::internal()
+            })?;
+            let kid = jsonwebtoken_kid(&token).unwrap_or_default();
+            Ok(api::SignedManifest {
+                server_id: self.server_id,
+                manifest: token,
+                kid,
+                payload: serde_json::to_value(payload).unwrap_or(Value::Null),
+                issued_at: issued_at.into(),
+            })
+        })
+    }
+}
+
+fn jsonwebtoken_kid(token: &str) -> Option<String> {
+    manifest::kid_of(token)
+}
+
+/// `integrations.mcp_servers.locate_tool`: the server of a tool (for the
+/// `/api/v1/mcp/tools/{tool_id}/...` aliases).
+pub struct LocateTool {
+    pub actor: AuthContext,
+    pub tool_id: Uuid,
+}
+
+impl Operation for LocateTool {
+    const NAME: &'static str = "integrations.mcp_servers.locate_tool";
+    const MODE: Mode = Mode::Read;
+    type Output = Uuid;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self
+                .actor
+                .tenant_with_any(&[Scope::McpRead, Scope::McpInvoke, Scope::McpAdmin])?;
+            Ok(registry::server_of_tool(cx.conn, tenant, self.tool_id).await?)
+        })
+    }
+}
