@@ -5,6 +5,7 @@
 #   make e2e     the end-to-end tests: the real binary driven over HTTP, MCP servers from the Python SDK
 #   make bench-auth   authentication overhead against a same-run baseline (docs/BENCHMARKS.md)
 #   make bench-ingest telemetry ingestion through the API against COPY (docs/BENCHMARKS.md)
+#   make bench-invoke governed tool invocation against calling the MCP server directly (docs/BENCHMARKS.md)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -23,7 +24,7 @@ else
   CARGO_TEST_SKIP :=
 endif
 
-.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e bench-auth bench-ingest
+.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e bench-auth bench-ingest bench-invoke
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -77,6 +78,10 @@ e2e: build
 bench-auth:
 	$(CARGO) run -q --release -p aos-tests --bin aos-bench-auth
 	$(CARGO) run -q --release -p aos-tests --bin aos-bench-auth -- --postgres
+
+bench-invoke:
+	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-invoke
+	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-invoke -- --postgres
 
 bench-ingest:
 	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-ingest

@@ -240,3 +240,23 @@ fn config_check_names_the_bad_key_and_hides_secrets() {
     );
     assert!(!stdout.contains("hunter2"), "{stdout}");
 }
+
+#[test]
+fn a_policy_that_fails_to_load_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.rego"), "package aos.invoke\ndeny contains\n").unwrap();
+    let out = server_command(dir.path())
+        .env("AOS_SERVER__BIND", format!("127.0.0.1:{}", free_port()))
+        .env("AOS_POLICY__DEFAULT_POLICY_FILE", "bad.rego")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "must not start");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains("default policy"), "{printed}");
+    assert!(!printed.contains("listening"), "{printed}");
+}

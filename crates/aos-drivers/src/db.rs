@@ -121,6 +121,9 @@ enum Pools {
 pub struct Database {
     pools: Pools,
     options: Arc<ConnectOptions>,
+    /// SQLite has one writer: this process's write transactions queue here, in order,
+    /// instead of spinning in SQLite's busy handler (which sleeps up to 100 ms a turn).
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -176,6 +179,7 @@ impl Database {
         let db = Self {
             pools,
             options: Arc::new(options),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
         };
         db.conn().await?;
         Ok(db)
@@ -212,6 +216,10 @@ impl Database {
         E: From<DriverError>,
         T: Send,
     {
+        let _writer = match (mode, &self.pools) {
+            (TxMode::Write, Pools::Sqlite(_)) => Some(self.writer.lock().await),
+            _ => None,
+        };
         let mut conn = self.conn().await?;
         conn.begin(mode).await?;
         match body(&mut conn).await {

@@ -8,28 +8,25 @@ use aos_models::{DbTime, DbUuid};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::db::Conn;
+use crate::db::{BackendConn, Conn};
 use crate::error::DriverResult;
 
 // ---- audit chain ---------------------------------------------------------------------
 
 /// Locks `tenant_id`'s chain head for the rest of the transaction and returns it
-/// (`seq` 0 and `genesis` for a new chain). Appends for one tenant are serialised on this
-/// row lock (PostgreSQL) or the writer lock (SQLite).
+/// (`seq` 0 and `genesis` for a new chain), in one statement: an upsert whose no-op update
+/// takes the row lock on PostgreSQL (SQLite already holds the writer lock). Appends for
+/// one tenant are serialised on it.
 pub async fn lock_audit_head(conn: &mut Conn, tenant_id: DbUuid, genesis: &str) -> DriverResult<AuditHeadRow> {
     let fresh = AuditHeadRow {
         tenant_id,
         seq: 0,
         head_hash: genesis.to_owned(),
     };
-    on_backend!(conn, |c| diesel::insert_into(audit_heads::table)
+    let head = on_backend!(conn, |c| diesel::insert_into(audit_heads::table)
         .values(&fresh)
         .on_conflict(audit_heads::tenant_id)
-        .do_nothing()
-        .execute(c)
-        .await)?;
-    // A no-op update takes the row lock on PostgreSQL and returns the current head.
-    let head = on_backend!(conn, |c| diesel::update(audit_heads::table.find(tenant_id))
+        .do_update()
         .set(audit_heads::seq.eq(audit_heads::seq))
         .returning(AuditHeadRow::as_returning())
         .get_result(c)
@@ -37,17 +34,33 @@ pub async fn lock_audit_head(conn: &mut Conn, tenant_id: DbUuid, genesis: &str) 
     Ok(head)
 }
 
-/// Appends `event` and moves the head to it. Call after [`lock_audit_head`] in the same
-/// transaction.
-pub async fn append_audit_event(conn: &mut Conn, event: &AuditEventRow) -> DriverResult<()> {
-    on_backend!(conn, |c| diesel::insert_into(audit_events::table)
-        .values(event)
-        .execute(c)
-        .await)?;
-    on_backend!(conn, |c| diesel::update(audit_heads::table.find(event.tenant_id))
+/// Appends `events` (consecutive, of one tenant) and moves the head to the last. Call
+/// after [`lock_audit_head`] in the same transaction.
+pub async fn append_audit_events(conn: &mut Conn, events: &[AuditEventRow]) -> DriverResult<()> {
+    let Some(last) = events.last() else {
+        return Ok(());
+    };
+    match conn.backend_mut() {
+        // One multi-row INSERT on PostgreSQL; SQLite (in-process) takes them one by one.
+        BackendConn::Pg(c) => {
+            diesel::insert_into(audit_events::table)
+                .values(events)
+                .execute(c)
+                .await?;
+        }
+        BackendConn::Sqlite(c) => {
+            for event in events {
+                diesel::insert_into(audit_events::table)
+                    .values(event)
+                    .execute(c)
+                    .await?;
+            }
+        }
+    }
+    on_backend!(conn, |c| diesel::update(audit_heads::table.find(last.tenant_id))
         .set((
-            audit_heads::seq.eq(event.seq),
-            audit_heads::head_hash.eq(&event.event_hash)
+            audit_heads::seq.eq(last.seq),
+            audit_heads::head_hash.eq(&last.event_hash)
         ))
         .execute(c)
         .await)?;

@@ -43,6 +43,36 @@ pub async fn create(
     context: Value,
     ttl: Duration,
 ) -> EngineResult<ApprovalRow> {
+    let mut pending = audit::Pending::default();
+    let row = create_deferred(
+        conn,
+        tenant,
+        actor,
+        requested_by,
+        (subject_type, subject_id),
+        reason,
+        context,
+        ttl,
+        &mut pending,
+    )
+    .await?;
+    pending.flush(conn, tenant).await?;
+    Ok(row)
+}
+
+/// A new PENDING approval; its audit event goes into `pending`.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_deferred(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    actor: &Actor,
+    requested_by: &str,
+    (subject_type, subject_id): (&str, &str),
+    reason: Option<String>,
+    context: Value,
+    ttl: Duration,
+    pending: &mut audit::Pending,
+) -> EngineResult<ApprovalRow> {
     let row = ApprovalRow {
         id: DbUuid::new_v7(),
         tenant_id: tenant.into(),
@@ -59,9 +89,7 @@ pub async fn create(
         decision_reason: None,
     };
     let row = db::insert_approval(conn, &row).await?;
-    audit::append(
-        conn,
-        tenant,
+    pending.push(
         actor,
         Event {
             event_type: "APPROVAL_REQUESTED",
@@ -72,8 +100,7 @@ pub async fn create(
                             "expires_at": row.expires_at.to_sortable_text()}),
             ..Event::default()
         },
-    )
-    .await?;
+    );
     Ok(row)
 }
 

@@ -83,44 +83,68 @@ pub fn event_hash(prev_hash: &str, row: &AuditEventRow) -> String {
 /// Appends one event to `tenant`'s chain. Must run inside a write transaction: the head
 /// row stays locked until it commits, so appends for one tenant never interleave.
 pub async fn append(conn: &mut Conn, tenant: uuid::Uuid, actor: &Actor, event: Event) -> EngineResult<AuditEventRow> {
-    let head = db::lock_audit_head(conn, tenant.into(), GENESIS).await?;
-    let mut row = AuditEventRow {
-        id: DbUuid::new_v7(),
-        tenant_id: tenant.into(),
-        seq: head.seq.saturating_add(1),
-        occurred_at: DbTime::now(),
-        actor_type: actor.kind.clone(),
-        actor_id: actor.id.clone(),
-        event_type: event.event_type.to_owned(),
-        subject_type: event.subject_type.to_owned(),
-        subject_id: event.subject_id,
-        decision: event.decision,
-        policy_revision: event.policy_revision,
-        details: DbJson(if event.details.is_null() {
-            json!({})
-        } else {
-            event.details
-        }),
-        prev_hash: head.head_hash.clone(),
-        event_hash: String::new(),
-    };
-    row.event_hash = event_hash(&head.head_hash, &row);
-    db::append_audit_event(conn, &row).await?;
-    Ok(row)
+    let mut rows = append_all(conn, tenant, vec![(actor.clone(), event)]).await?;
+    rows.pop()
+        .ok_or_else(|| crate::error::EngineError::Internal("no audit event appended".into()))
 }
 
-/// Appends several events in order (one head lock).
+/// Appends several events in order, with one head lock and one insert. Call it last in
+/// the transaction: the head row stays locked until commit.
 pub async fn append_all(
     conn: &mut Conn,
     tenant: uuid::Uuid,
-    actor: &Actor,
-    events: Vec<Event>,
+    events: Vec<(Actor, Event)>,
 ) -> EngineResult<Vec<AuditEventRow>> {
-    let mut rows = Vec::with_capacity(events.len());
-    for event in events {
-        rows.push(append(conn, tenant, actor, event).await?);
+    if events.is_empty() {
+        return Ok(Vec::new());
     }
+    let head = db::lock_audit_head(conn, tenant.into(), GENESIS).await?;
+    let (mut prev, mut seq) = (head.head_hash, head.seq);
+    let now = DbTime::now();
+    let mut rows = Vec::with_capacity(events.len());
+    for (actor, event) in events {
+        seq = seq.saturating_add(1);
+        let mut row = AuditEventRow {
+            id: DbUuid::new_v7(),
+            tenant_id: tenant.into(),
+            seq,
+            occurred_at: now,
+            actor_type: actor.kind,
+            actor_id: actor.id,
+            event_type: event.event_type.to_owned(),
+            subject_type: event.subject_type.to_owned(),
+            subject_id: event.subject_id,
+            decision: event.decision,
+            policy_revision: event.policy_revision,
+            details: DbJson(if event.details.is_null() {
+                json!({})
+            } else {
+                event.details
+            }),
+            prev_hash: prev.clone(),
+            event_hash: String::new(),
+        };
+        row.event_hash = event_hash(&prev, &row);
+        prev = row.event_hash.clone();
+        rows.push(row);
+    }
+    db::append_audit_events(conn, &rows).await?;
     Ok(rows)
+}
+
+/// Events gathered during a transaction and appended at its end ([`Pending::flush`]), so
+/// the tenant's chain head is locked only for the last moment of the transaction.
+#[derive(Debug, Default)]
+pub struct Pending(Vec<(Actor, Event)>);
+
+impl Pending {
+    pub fn push(&mut self, actor: &Actor, event: Event) {
+        self.0.push((actor.clone(), event));
+    }
+
+    pub async fn flush(self, conn: &mut Conn, tenant: uuid::Uuid) -> EngineResult<Vec<AuditEventRow>> {
+        append_all(conn, tenant, self.0).await
+    }
 }
 
 pub use db::AuditFilter;

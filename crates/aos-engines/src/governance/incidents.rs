@@ -33,6 +33,20 @@ pub struct NewIncident {
 
 /// Opens an incident (with its `INCIDENT_OPENED` audit event).
 pub async fn open(conn: &mut Conn, tenant: uuid::Uuid, actor: &Actor, new: NewIncident) -> EngineResult<IncidentRow> {
+    let mut pending = audit::Pending::default();
+    let row = open_deferred(conn, tenant, actor, new, &mut pending).await?;
+    pending.flush(conn, tenant).await?;
+    Ok(row)
+}
+
+/// Opens an incident; its audit event goes into `pending`.
+pub async fn open_deferred(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    actor: &Actor,
+    new: NewIncident,
+    pending: &mut audit::Pending,
+) -> EngineResult<IncidentRow> {
     let row = IncidentRow {
         id: DbUuid::new_v7(),
         tenant_id: tenant.into(),
@@ -50,9 +64,7 @@ pub async fn open(conn: &mut Conn, tenant: uuid::Uuid, actor: &Actor, new: NewIn
         resolution: None,
     };
     let row = db::insert_incident(conn, &row).await?;
-    audit::append(
-        conn,
-        tenant,
+    pending.push(
         actor,
         Event {
             event_type: "INCIDENT_OPENED",
@@ -63,8 +75,7 @@ pub async fn open(conn: &mut Conn, tenant: uuid::Uuid, actor: &Actor, new: NewIn
                             "tool_id": row.tool_id.map(|i| i.to_string())}),
             ..Event::default()
         },
-    )
-    .await?;
+    );
     Ok(row)
 }
 

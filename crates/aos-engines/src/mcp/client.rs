@@ -63,6 +63,9 @@ pub struct McpSettings {
     /// Default cap on a tool's output (its JSON), in bytes; a server's `max_output_bytes`
     /// overrides it.
     pub max_output_bytes: usize,
+    /// Tool calls to a Streamable HTTP server reuse one session for this long (seconds;
+    /// 0: a new session per call). Bounds how long a rotated credential may stay in use.
+    pub session_reuse_secs: u64,
 }
 
 impl Default for McpSettings {
@@ -79,6 +82,7 @@ impl Default for McpSettings {
             offline_after_failures: 3,
             call_timeout_ms: 30_000,
             max_output_bytes: 1024 * 1024,
+            session_reuse_secs: 60,
         }
     }
 }
@@ -119,12 +123,28 @@ pub struct Target {
     pub credential_ref: Option<String>,
 }
 
+type PoolKey = (uuid::Uuid, Transport, String, Option<String>);
+
+/// Open sessions kept for tool calls, by target.
+#[derive(Default)]
+struct SessionPool(std::sync::Mutex<std::collections::HashMap<PoolKey, (std::sync::Arc<Session>, Instant)>>);
+
+impl std::fmt::Debug for SessionPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|m| m.len()).unwrap_or(0);
+        f.debug_struct("SessionPool").field("sessions", &n).finish()
+    }
+}
+
+const MAX_POOLED_SESSIONS: usize = 1024;
+
 /// Engine state for MCP: the hardened client, credential resolution, settings.
 #[derive(Debug, Clone)]
 pub struct McpRuntime {
     pub settings: McpSettings,
     outbound: Outbound,
     credentials: Credentials,
+    pool: std::sync::Arc<SessionPool>,
 }
 
 fn upstream(what: &str, err: impl std::fmt::Display) -> EngineError {
@@ -152,7 +172,56 @@ impl McpRuntime {
             settings,
             outbound,
             credentials,
+            pool: std::sync::Arc::default(),
         })
+    }
+
+    fn pool_key(target: &Target) -> PoolKey {
+        (
+            target.tenant_id,
+            target.transport,
+            target.url.clone(),
+            target.credential_ref.clone(),
+        )
+    }
+
+    /// A session for a tool call: a pooled one (Streamable HTTP, younger than
+    /// `session_reuse_secs`) or a new one. The flag says whether it is pooled (the caller
+    /// must not close it).
+    pub async fn call_session(&self, target: &Target) -> EngineResult<(std::sync::Arc<Session>, bool)> {
+        let reuse = Duration::from_secs(self.settings.session_reuse_secs);
+        if target.transport != Transport::Http || reuse.is_zero() {
+            return Ok((std::sync::Arc::new(self.connect(target).await?), false));
+        }
+        let key = Self::pool_key(target);
+        let fresh = self.pool.0.lock().ok().and_then(|pool| {
+            pool.get(&key)
+                .filter(|(_, opened)| opened.elapsed() < reuse)
+                .map(|(session, _)| std::sync::Arc::clone(session))
+        });
+        if let Some(session) = fresh {
+            return Ok((session, true));
+        }
+        let session = std::sync::Arc::new(self.connect_with(target, true).await?);
+        if let Ok(mut pool) = self.pool.0.lock() {
+            if pool.len() >= MAX_POOLED_SESSIONS {
+                pool.retain(|_, (_, opened)| opened.elapsed() < reuse);
+            }
+            if pool.len() < MAX_POOLED_SESSIONS {
+                pool.insert(key, (std::sync::Arc::clone(&session), Instant::now()));
+            }
+        }
+        Ok((session, true))
+    }
+
+    /// Drops a pooled session after a failure, so the next call opens a fresh one.
+    pub fn discard(&self, target: &Target, session: &std::sync::Arc<Session>) {
+        if let Ok(mut pool) = self.pool.0.lock() {
+            let key = Self::pool_key(target);
+            if pool.get(&key).is_some_and(|(s, _)| std::sync::Arc::ptr_eq(s, session)) {
+                pool.remove(&key);
+            }
+        }
     }
 
     pub fn timeout(&self) -> Duration {
@@ -185,13 +254,19 @@ impl McpRuntime {
 
     /// Connects and performs the handshake, within the request timeout.
     pub async fn connect(&self, target: &Target) -> EngineResult<Session> {
+        self.connect_with(target, false).await
+    }
+
+    /// `reinit`: a long-lived session re-initialises itself when the server forgot it
+    /// (HTTP 404: the server did not process the request, so resending is safe).
+    async fn connect_with(&self, target: &Target, reinit: bool) -> EngineResult<Session> {
         let credential = match &target.credential_ref {
             Some(reference) => Some(self.credentials.resolve(target.tenant_id, reference).await?),
             None => None,
         };
         let timeout = self.timeout();
         let started = Instant::now();
-        let service = tokio::time::timeout(timeout, self.open(target, credential, timeout))
+        let service = tokio::time::timeout(timeout, self.open(target, credential, timeout, reinit))
             .await
             .map_err(|_| EngineError::Upstream(format!("no answer within {} ms", timeout.as_millis())))??;
         let info = service
@@ -217,12 +292,13 @@ impl McpRuntime {
         target: &Target,
         credential: Option<SecretString>,
         timeout: Duration,
+        reinit: bool,
     ) -> EngineResult<RunningService<RoleClient, ClientConfig>> {
         match target.transport {
             Transport::Http => {
                 let url = self.outbound.check_url(&target.url).map_err(|e| upstream("url", e))?;
                 let mut config =
-                    StreamableHttpClientTransportConfig::with_uri(url.to_string()).reinit_on_expired_session(false);
+                    StreamableHttpClientTransportConfig::with_uri(url.to_string()).reinit_on_expired_session(reinit);
                 config.retry_config =
                     std::sync::Arc::new(rmcp::transport::common::client_side_sse::NeverRetry::default());
                 if let Some(token) = &credential {

@@ -217,9 +217,8 @@ pub async fn admit(
     let input_hash = canonical_sha256(&request.input);
     let now = DbTime::now();
     let revision = Some(decision.revision.clone());
-    audit::append(
-        conn,
-        tenant,
+    let mut pending = audit::Pending::default();
+    pending.push(
         &caller.actor,
         Event {
             event_type: "TOOL_INVOCATION_REQUESTED",
@@ -230,13 +229,10 @@ pub async fn admit(
                             "step_index": request.step_index, "trace_id": request.trace_id}),
             ..Event::default()
         },
-    )
-    .await?;
+    );
     let mut incident = None;
     if let Some(error) = &decision.error {
-        audit::append(
-            conn,
-            tenant,
+        pending.push(
             &caller.actor,
             Event {
                 event_type: "POLICY_ERROR",
@@ -246,10 +242,9 @@ pub async fn admit(
                 policy_revision: revision.clone(),
                 details: json!({"invocation_id": invocation_id.to_string(), "error": error}),
             },
-        )
-        .await?;
+        );
         incident = Some(
-            incidents::open(
+            incidents::open_deferred(
                 conn,
                 tenant,
                 &Actor::system("policy"),
@@ -262,6 +257,7 @@ pub async fn admit(
                     tool_id: Some(tool.id.into()),
                     invocation_id: Some(invocation_id.into()),
                 },
+                &mut pending,
             )
             .await?,
         );
@@ -296,9 +292,7 @@ pub async fn admit(
     let mut approval = None;
     match decision.outcome {
         Outcome::Deny => {
-            audit::append(
-                conn,
-                tenant,
+            pending.push(
                 &caller.actor,
                 Event {
                     event_type: "TOOL_INVOCATION_DENIED",
@@ -308,8 +302,7 @@ pub async fn admit(
                     policy_revision: revision,
                     details: decision_details(&decision, invocation_id),
                 },
-            )
-            .await?;
+            );
             row.status = InvocationStatus::Blocked.as_str().into();
             row.error_code = Some(
                 if decision.error.is_some() {
@@ -327,13 +320,12 @@ pub async fn admit(
         Outcome::RequireApproval => {
             row.status = InvocationStatus::PendingApproval.as_str().into();
             db::insert_invocation(conn, &row).await?;
-            let created = approvals::create(
+            let created = approvals::create_deferred(
                 conn,
                 tenant,
                 &caller.actor,
                 &caller.principal,
-                TOOL_INVOCATION,
-                &invocation_id.to_string(),
+                (TOOL_INVOCATION, &invocation_id.to_string()),
                 Some(decision.reasons.join("; ")),
                 json!({"invocation_id": invocation_id.to_string(), "server_id": server.id.to_string(),
                        "server_name": server.name, "tool_id": tool.id.to_string(), "tool_name": tool.name,
@@ -341,14 +333,13 @@ pub async fn admit(
                        "run_id": request.run_id, "trace_id": request.trace_id,
                        "decision_id": decision.decision_id, "policy_id": decision.policy_id}),
                 approval_ttl,
+                &mut pending,
             )
             .await?;
             // The approval id rides on the invocation for readers.
             row.approval_id = Some(created.id);
             set_approval_id(conn, tenant, invocation_id, created.id).await?;
-            audit::append(
-                conn,
-                tenant,
+            pending.push(
                 &caller.actor,
                 Event {
                     event_type: "TOOL_INVOCATION_PENDING_APPROVAL",
@@ -359,14 +350,11 @@ pub async fn admit(
                     details: json!({"invocation_id": invocation_id.to_string(), "approval_id": created.id.to_string(),
                                     "decision_id": decision.decision_id, "reasons": decision.reasons}),
                 },
-            )
-            .await?;
+            );
             approval = Some(created);
         }
         Outcome::Allow => {
-            audit::append(
-                conn,
-                tenant,
+            pending.push(
                 &caller.actor,
                 Event {
                     event_type: "TOOL_INVOCATION_ALLOWED",
@@ -376,12 +364,13 @@ pub async fn admit(
                     policy_revision: revision,
                     details: decision_details(&decision, invocation_id),
                 },
-            )
-            .await?;
+            );
             db::insert_invocation(conn, &row).await?;
-            started(conn, tenant, &caller.actor, tool, invocation_id).await?;
+            started(&mut pending, &caller.actor, tool, invocation_id);
         }
     }
+    // Last: the chain head stays locked only until the commit right after.
+    pending.flush(conn, tenant).await?;
     Ok(Admission {
         invocation: row,
         decision,
@@ -400,16 +389,8 @@ async fn set_approval_id(
     Ok(())
 }
 
-async fn started(
-    conn: &mut Conn,
-    tenant: uuid::Uuid,
-    actor: &Actor,
-    tool: &Tool,
-    invocation: DbUuid,
-) -> EngineResult<()> {
-    audit::append(
-        conn,
-        tenant,
+fn started(pending: &mut audit::Pending, actor: &Actor, tool: &Tool, invocation: DbUuid) {
+    pending.push(
         actor,
         Event {
             event_type: "TOOL_INVOCATION_STARTED",
@@ -418,9 +399,7 @@ async fn started(
             details: json!({"invocation_id": invocation.to_string()}),
             ..Event::default()
         },
-    )
-    .await?;
-    Ok(())
+    );
 }
 
 /// The limits of one call to a server.
@@ -469,10 +448,16 @@ pub async fn execute(
 ) -> Execution {
     let started = Instant::now();
     let call = async {
-        let session = runtime.connect(target).await?;
+        let (session, pooled) = runtime.call_session(target).await?;
         let result = session.call_tool(tool_name, arguments).await;
-        // Session teardown is not the caller's latency.
-        tokio::spawn(session.close());
+        if pooled {
+            if result.is_err() {
+                runtime.discard(target, &session);
+            }
+        } else if let Ok(session) = std::sync::Arc::try_unwrap(session) {
+            // Session teardown is not the caller's latency.
+            tokio::spawn(session.close());
+        }
         result
     };
     let outcome = tokio::time::timeout(limits.timeout, call).await;
@@ -539,9 +524,8 @@ pub async fn record_outcome(
 ) -> EngineResult<(Invocation, Option<Incident>)> {
     let current = get_invocation(conn, tenant, invocation_id).await?;
     let success = execution.status == InvocationStatus::Success;
-    audit::append(
-        conn,
-        tenant,
+    let mut pending = audit::Pending::default();
+    pending.push(
         actor,
         Event {
             event_type: if success {
@@ -557,15 +541,14 @@ pub async fn record_outcome(
                             "error_code": execution.error_code, "duration_ms": execution.duration_ms,
                             "output_hash": execution.output_hash}),
         },
-    )
-    .await?;
+    );
     let incident = if success {
         None
     } else {
         let tool = db::get_tool(conn, current.tenant_id, current.server_id, current.tool_id).await?;
         let timeout = execution.status == InvocationStatus::Timeout;
         Some(
-            incidents::open(
+            incidents::open_deferred(
                 conn,
                 tenant,
                 &Actor::system("invocation"),
@@ -588,6 +571,7 @@ pub async fn record_outcome(
                     tool_id: Some(current.tool_id.into()),
                     invocation_id: Some(invocation_id),
                 },
+                &mut pending,
             )
             .await?,
         )
@@ -604,6 +588,7 @@ pub async fn record_outcome(
         ..McpInvocationChanges::default()
     };
     let row = db::update_invocation(conn, tenant.into(), invocation_id.into(), &changes).await?;
+    pending.flush(conn, tenant).await?;
     Ok((row, incident))
 }
 
@@ -645,9 +630,8 @@ async fn block(
     code: &str,
     message: &str,
 ) -> EngineResult<Invocation> {
-    audit::append(
-        conn,
-        tenant,
+    let mut pending = audit::Pending::default();
+    pending.push(
         actor,
         Event {
             event_type: "TOOL_INVOCATION_DENIED",
@@ -657,8 +641,7 @@ async fn block(
             policy_revision: invocation.policy_revision.clone(),
             details: json!({"invocation_id": invocation.id.to_string(), "error_code": code, "reasons": [message]}),
         },
-    )
-    .await?;
+    );
     let changes = McpInvocationChanges {
         status: Some(InvocationStatus::Blocked.as_str().into()),
         error_code: Some(Some(code.into())),
@@ -667,7 +650,9 @@ async fn block(
         completed_at: Some(Some(DbTime::now())),
         ..McpInvocationChanges::default()
     };
-    Ok(db::update_invocation(conn, tenant.into(), invocation.id, &changes).await?)
+    let row = db::update_invocation(conn, tenant.into(), invocation.id, &changes).await?;
+    pending.flush(conn, tenant).await?;
+    Ok(row)
 }
 
 fn pending_invocation(approval: &Approval) -> Option<uuid::Uuid> {
@@ -730,9 +715,8 @@ pub async fn admit_approved(
         Some(Value::Object(map)) => map.clone(),
         _ => Map::new(),
     };
-    audit::append(
-        conn,
-        tenant,
+    let mut pending = audit::Pending::default();
+    pending.push(
         actor,
         Event {
             event_type: "TOOL_INVOCATION_ALLOWED",
@@ -742,9 +726,8 @@ pub async fn admit_approved(
             policy_revision: invocation.policy_revision.clone(),
             details: json!({"invocation_id": invocation.id.to_string(), "approval_id": approval.id.to_string()}),
         },
-    )
-    .await?;
-    started(conn, tenant, actor, &tool, invocation.id).await?;
+    );
+    started(&mut pending, actor, &tool, invocation.id);
     let invocation = db::update_invocation(
         conn,
         tenant.into(),
@@ -756,6 +739,7 @@ pub async fn admit_approved(
         },
     )
     .await?;
+    pending.flush(conn, tenant).await?;
     Ok(Approved::Run(Box::new(ApprovedRun {
         limits: limits(runtime, &server),
         target: registry::target(&server)?,

@@ -16,6 +16,17 @@
 //! | `integrations.mcp_servers.health_check` | workflow | `mcp:read` |
 //! | `integrations.mcp_servers.get_server` / `list_servers` / `list_tools` / `get_tool` / `get_invocations` | read | `mcp:read` |
 //! | `integrations.mcp_servers.delete_server` / `set_tool_enabled` / `set_tool_risk` | write | `mcp:admin` |
+//! | `integrations.mcp_servers.invoke_tool` | workflow | `mcp:invoke` |
+//! | `integrations.mcp_servers.get_manifest` / `locate_tool` | read | `mcp:read` |
+//! | `approvals.create` | write | `mcp:invoke` |
+//! | `approvals.get` / `list` | read | `approvals:decide`, `mcp:read` or `mcp:invoke` |
+//! | `approvals.approve` | workflow | `approvals:decide` |
+//! | `approvals.deny` | write | `approvals:decide` |
+//! | `audit.list_events` / `verify` | read | `mcp:read` |
+//! | `incidents.list` / `get` | read | `mcp:read` |
+//! | `incidents.resolve` | write | `mcp:admin` |
+//! | `policy.get` | read | `mcp:read` |
+//! | `policy.put` / `policy.update_settings` | write | `mcp:admin` (tenant module); founder (platform module) |
 //! | `telemetry.integrations.create` / `update` / `delete` | write | `admin` |
 //! | `telemetry.integrations.list` / `get` | read | `telemetry:read` |
 //! | `telemetry.integration_keys.issue` / `revoke` | write | `admin` |
