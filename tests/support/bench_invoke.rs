@@ -6,7 +6,7 @@
 //! - governed: `POST .../tools/{id}/invoke` through AOS (auth, schema validation, Rego
 //!   policy, audit chain, invocation record, the call upstream, the outcome).
 //!
-//! Both at a fixed concurrency, phases interleaved; prints p50 / p99 of each and the
+//! Both at a fixed concurrency (4; `AOS_BENCH_CONCURRENCY` overrides), phases interleaved; prints p50 / p99 of each and the
 //! difference. SQLite by default, `--postgres` for PostgreSQL.
 
 // A benchmark binary: setup failures abort it.
@@ -23,11 +23,19 @@ use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::json;
 
 const CALLS_PER_PHASE: usize = 800;
-const CONCURRENCY: usize = 4;
+const DEFAULT_CONCURRENCY: usize = 4;
 const PHASES: usize = 3;
 
 fn quantile(samples: &[Duration], q: f64) -> Duration {
     samples[((samples.len() as f64 - 1.0) * q) as usize]
+}
+
+fn concurrency() -> usize {
+    std::env::var("AOS_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|c| *c >= 1)
+        .unwrap_or(DEFAULT_CONCURRENCY)
 }
 
 async fn run<F, Fut>(call: F) -> Vec<Duration>
@@ -37,11 +45,12 @@ where
 {
     let call = Arc::new(call);
     let mut tasks = Vec::new();
-    for _ in 0..CONCURRENCY {
+    let concurrency = concurrency();
+    for _ in 0..concurrency {
         let call = Arc::clone(&call);
         tasks.push(tokio::spawn(async move {
-            let mut samples = Vec::with_capacity(CALLS_PER_PHASE / CONCURRENCY);
-            for _ in 0..CALLS_PER_PHASE / CONCURRENCY {
+            let mut samples = Vec::with_capacity(CALLS_PER_PHASE / concurrency);
+            for _ in 0..CALLS_PER_PHASE / concurrency {
                 let started = Instant::now();
                 call().await;
                 samples.push(started.elapsed());
@@ -152,9 +161,10 @@ async fn main() {
     d.sort();
     g.sort();
     println!(
-        "backend: {}, {} calls per path at concurrency {CONCURRENCY}, {PHASES} interleaved phases",
+        "backend: {}, {} calls per path at concurrency {}, {PHASES} interleaved phases",
         backend.as_str(),
-        d.len()
+        d.len(),
+        concurrency()
     );
     println!("{:<34} {:>10} {:>10}", "path", "p50 ms", "p99 ms");
     for (name, samples) in [("direct (rmcp client, one session)", &d), ("governed (AOS invoke)", &g)] {
