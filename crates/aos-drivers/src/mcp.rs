@@ -260,46 +260,6 @@ pub async fn update_invocation(
     Ok(row)
 }
 
-/// Links an invocation to the approval it waits on.
-pub async fn set_invocation_approval(
-    conn: &mut Conn,
-    tenant_id: DbUuid,
-    id: DbUuid,
-    approval_id: DbUuid,
-) -> DriverResult<()> {
-    on_backend!(conn, |c| diesel::update(
-        mcp_tool_invocations::table
-            .filter(mcp_tool_invocations::tenant_id.eq(tenant_id))
-            .filter(mcp_tool_invocations::id.eq(id))
-    )
-    .set(mcp_tool_invocations::approval_id.eq(Some(approval_id)))
-    .execute(c)
-    .await)?;
-    Ok(())
-}
-
-/// The newest invocations of a tenant first, optionally of one status.
-pub async fn invocations_of_tenant(
-    conn: &mut Conn,
-    tenant_id: DbUuid,
-    status: Option<&str>,
-    limit: i64,
-) -> DriverResult<Vec<McpInvocationRow>> {
-    let rows = on_backend!(conn, |c| {
-        let mut query = mcp_tool_invocations::table
-            .filter(mcp_tool_invocations::tenant_id.eq(tenant_id))
-            .order((mcp_tool_invocations::invoked_at.desc(), mcp_tool_invocations::id.desc()))
-            .limit(limit)
-            .select(McpInvocationRow::as_select())
-            .into_boxed();
-        if let Some(status) = status {
-            query = query.filter(mcp_tool_invocations::status.eq(status.to_owned()));
-        }
-        query.load(c).await
-    })?;
-    Ok(rows)
-}
-
 /// A tool of `tenant_id` by id alone (for routes that do not name the server).
 pub async fn get_tool_by_id(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult<McpToolRow> {
     let row = on_backend!(conn, |c| mcp_tools::table

@@ -411,7 +411,9 @@ impl RemoteOpa {
             .await
         {
             Ok(r) => r,
-            Err(e) => return Decision::failed(policy_id, revision, format!("OPA unreachable: {e}")),
+            // Without the URL: the error reaches tenants' audit events and incidents, and the
+            // OPA address (perhaps with credentials in it) is the operator's.
+            Err(e) => return Decision::failed(policy_id, revision, format!("OPA unreachable: {}", e.without_url())),
         };
         let status = response.status();
         if !status.is_success() {
@@ -419,7 +421,13 @@ impl RemoteOpa {
         }
         let body: Value = match response.json().await {
             Ok(b) => b,
-            Err(e) => return Decision::failed(policy_id, revision, format!("OPA answer is not JSON: {e}")),
+            Err(e) => {
+                return Decision::failed(
+                    policy_id,
+                    revision,
+                    format!("OPA answer is not JSON: {}", e.without_url()),
+                );
+            }
         };
         let Some(result) = body.get("result") else {
             return Decision::failed(

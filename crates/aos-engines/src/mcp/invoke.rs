@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use aos_drivers::{Conn, DriverError, governance as gov_db, mcp as db};
-use aos_models::mcp::{InvocationStatus, McpInvocationChanges, McpInvocationRow, RiskLevel};
+use aos_models::mcp::{InvocationStatus, McpInvocationChanges, McpInvocationRow};
 use aos_models::{DbJson, DbTime, DbUuid};
 use serde_json::{Map, Value, json};
 
@@ -318,8 +318,6 @@ pub async fn admit(
             db::insert_invocation(conn, &row).await?;
         }
         Outcome::RequireApproval => {
-            row.status = InvocationStatus::PendingApproval.as_str().into();
-            db::insert_invocation(conn, &row).await?;
             let created = approvals::create_deferred(
                 conn,
                 tenant,
@@ -336,9 +334,9 @@ pub async fn admit(
                 &mut pending,
             )
             .await?;
-            // The approval id rides on the invocation for readers.
+            row.status = InvocationStatus::PendingApproval.as_str().into();
             row.approval_id = Some(created.id);
-            set_approval_id(conn, tenant, invocation_id, created.id).await?;
+            db::insert_invocation(conn, &row).await?;
             pending.push(
                 &caller.actor,
                 Event {
@@ -377,16 +375,6 @@ pub async fn admit(
         approval,
         incident,
     })
-}
-
-async fn set_approval_id(
-    conn: &mut Conn,
-    tenant: uuid::Uuid,
-    invocation: DbUuid,
-    approval: DbUuid,
-) -> EngineResult<()> {
-    db::set_invocation_approval(conn, tenant.into(), invocation, approval).await?;
-    Ok(())
 }
 
 fn started(pending: &mut audit::Pending, actor: &Actor, tool: &Tool, invocation: DbUuid) {
@@ -793,9 +781,4 @@ pub async fn expire_approvals(conn: &mut Conn, limit: i64) -> EngineResult<usize
         }
     }
     Ok(expired.len())
-}
-
-/// Severity of an incident about `tool`.
-pub fn severity(tool: &Tool) -> RiskLevel {
-    tool.risk()
 }

@@ -15,7 +15,6 @@ use aos_engines::mcp::manifest;
 use aos_engines::mcp::registry;
 use aos_engines::tenants::{DbTime, DbUuid};
 use aos_schemas::governance as api;
-use aos_schemas::mcp::RiskLevel as ApiRisk;
 use aos_schemas::{ErrorCode, ListEnvelope, ListMeta};
 use serde_json::Value;
 use uuid::Uuid;
@@ -25,25 +24,9 @@ use crate::error::{SpineError, SpineResult};
 use crate::op::{Mode, OpFuture, Operation, OperationContext, Workflow, WorkflowContext};
 use crate::ops::cursor;
 
+use crate::ops::mcp::{risk as risk_to_api, risk_from_api, strings};
+
 type Risk = aos_engines::mcp::risk::RiskLevel;
-
-fn risk_to_api(level: Risk) -> ApiRisk {
-    match level {
-        Risk::Low => ApiRisk::Low,
-        Risk::Medium => ApiRisk::Medium,
-        Risk::High => ApiRisk::High,
-        Risk::Critical => ApiRisk::Critical,
-    }
-}
-
-fn risk_from_api(level: ApiRisk) -> Risk {
-    match level {
-        ApiRisk::Low => Risk::Low,
-        ApiRisk::Medium => Risk::Medium,
-        ApiRisk::High => Risk::High,
-        ApiRisk::Critical => Risk::Critical,
-    }
-}
 
 fn status_to_api(status: &str) -> api::InvocationStatus {
     match status {
@@ -54,13 +37,6 @@ fn status_to_api(status: &str) -> api::InvocationStatus {
         "RUNNING" => api::InvocationStatus::Running,
         _ => api::InvocationStatus::Failure,
     }
-}
-
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
 }
 
 fn result_to_api(row: invoke::Invocation, output: Option<Value>) -> api::InvocationResult {
@@ -77,7 +53,7 @@ fn result_to_api(row: invoke::Invocation, output: Option<Value>) -> api::Invocat
         policy_id: row.policy_id,
         policy_revision: row.policy_revision,
         decision_id: row.policy_decision_id,
-        reasons: strings(row.policy_reasons.as_ref().map(|r| &r.0)),
+        reasons: row.policy_reasons.as_ref().map(|r| strings(&r.0)).unwrap_or_default(),
         incident_id: row.incident_id.map(Into::into),
         approval_id: row.approval_id.map(Into::into),
         input_hash: row.input_hash,
@@ -785,7 +761,7 @@ impl Operation for GetManifest {
                 tracing::error!(server_id = %self.server_id, error = %e, "a stored manifest does not verify");
                 SpineError::internal()
             })?;
-            let kid = jsonwebtoken_kid(&token).unwrap_or_default();
+            let kid = manifest::kid_of(&token).unwrap_or_default();
             Ok(api::SignedManifest {
                 server_id: self.server_id,
                 manifest: token,
@@ -795,10 +771,6 @@ impl Operation for GetManifest {
             })
         })
     }
-}
-
-fn jsonwebtoken_kid(token: &str) -> Option<String> {
-    manifest::kid_of(token)
 }
 
 /// `integrations.mcp_servers.locate_tool`: the server of a tool (for the

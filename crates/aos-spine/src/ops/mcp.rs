@@ -25,7 +25,7 @@ fn status(value: &str) -> api::McpServerStatus {
     }
 }
 
-fn risk(level: RiskLevel) -> api::RiskLevel {
+pub(crate) fn risk(level: RiskLevel) -> api::RiskLevel {
     match level {
         RiskLevel::Low => api::RiskLevel::Low,
         RiskLevel::Medium => api::RiskLevel::Medium,
@@ -34,7 +34,16 @@ fn risk(level: RiskLevel) -> api::RiskLevel {
     }
 }
 
-fn strings(value: &serde_json::Value) -> Vec<String> {
+pub(crate) fn risk_from_api(level: api::RiskLevel) -> RiskLevel {
+    match level {
+        api::RiskLevel::Low => RiskLevel::Low,
+        api::RiskLevel::Medium => RiskLevel::Medium,
+        api::RiskLevel::High => RiskLevel::High,
+        api::RiskLevel::Critical => RiskLevel::Critical,
+    }
+}
+
+pub(crate) fn strings(value: &serde_json::Value) -> Vec<String> {
     value
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
@@ -489,12 +498,7 @@ impl Operation for SetToolRisk {
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::McpAdmin)?;
-            let level = match self.request.risk_level {
-                api::RiskLevel::Low => RiskLevel::Low,
-                api::RiskLevel::Medium => RiskLevel::Medium,
-                api::RiskLevel::High => RiskLevel::High,
-                api::RiskLevel::Critical => RiskLevel::Critical,
-            };
+            let level = risk_from_api(self.request.risk_level);
             let by = self.actor.actor();
             let tool = engine::set_risk(
                 cx.conn,
