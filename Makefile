@@ -64,6 +64,8 @@ endif
 # Doc tests first, so the run closes on the main suite's summary.
 test-suite: check-postgres
 	$(CARGO) test --workspace --all-features --doc -q
+	# tests/cli.rs runs the `aos` binary itself.
+	$(CARGO) build -q -p aos-cli
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --all-features --no-fail-fast $(NEXTEST_FILTER); \
 	else \

@@ -314,3 +314,21 @@ macro_rules! for_each_backend {
         )* }
     };
 }
+
+/// A binary of this workspace, built next to the test executables (`target/debug/NAME`).
+/// `make test` builds it first; run `cargo build -p aos-cli` before running tests by hand.
+pub fn workspace_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/debug/deps/<test> -> target/debug/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binaries live in target/<profile>/deps");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build -p aos-cli` (make test does) before these tests",
+        path.display()
+    );
+    path
+}

@@ -30,6 +30,20 @@ pub struct InvokeToolRequest {
     pub trace_id: Option<String>,
 }
 
+impl InvokeToolRequest {
+    /// A call with these arguments and no run, actor or trace details.
+    pub fn new(input: Value) -> Self {
+        Self {
+            input,
+            run_id: None,
+            step_index: None,
+            actor_id: None,
+            actor_type: None,
+            trace_id: None,
+        }
+    }
+}
+
 fn empty_object() -> Value {
     Value::Object(serde_json::Map::new())
 }

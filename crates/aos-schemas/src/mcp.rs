@@ -135,6 +135,23 @@ pub struct RegisterMcpServerRequest {
     pub max_output_bytes: Option<u64>,
 }
 
+impl RegisterMcpServerRequest {
+    /// A Streamable HTTP server with the defaults: discover now, server-wide limits.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            description: None,
+            transport: McpTransport::Http,
+            credential_ref: None,
+            metadata: None,
+            discover: true,
+            call_timeout_ms: None,
+            max_output_bytes: None,
+        }
+    }
+}
+
 /// What registering did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct McpRegistration {
