@@ -38,6 +38,8 @@ where
     app.service(routes::system::healthz)
         .service(routes::system::readyz)
         .service(routes::governance::jwks)
+        .service(routes::mcp_endpoint::protected_resource)
+        .service(routes::mcp_endpoint::protected_resource_mcp)
         .service(
             utoipa_actix_web::scope("/api/v1/admin")
                 .service(routes::admin_tenants::create)
@@ -84,6 +86,7 @@ where
         )
         .service(
             utoipa_actix_web::scope("/api/v1/mcp")
+                .service(routes::mcp_endpoint::catalog)
                 .service(routes::governance::alias_invoke)
                 .service(routes::governance::alias_enable)
                 .service(routes::governance::alias_disable)
@@ -160,9 +163,17 @@ pub fn app(
     >,
 > {
     let limit = config.max_body_bytes;
+    let endpoint = web::Data::new(routes::mcp_endpoint::Endpoint {
+        gateway: spine.mcp_gateway(aos_spine::ops::gateway::McpGatewaySettings {
+            max_message_bytes: config.mcp.max_message_bytes,
+            notify_poll: std::time::Duration::from_millis(config.mcp.notify_poll_ms),
+        }),
+        config: config.mcp.clone(),
+    });
     let (app, doc) = register(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
     let doc = web::Data::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
     app.app_data(web::Data::new(spine))
+        .app_data(endpoint)
         .app_data(doc)
         .app_data(
             web::JsonConfig::default()
@@ -185,6 +196,11 @@ pub fn app(
                     .body(doc.get_ref().clone())
             }),
         )
+        // AOS as an MCP server (not in the OpenAPI document: JSON-RPC, not REST).
+        .route("/mcp", web::post().to(routes::mcp_endpoint::http))
+        .route("/mcp", web::get().to(routes::mcp_endpoint::http))
+        .route("/mcp", web::delete().to(routes::mcp_endpoint::http))
+        .route("/mcp/ws", web::get().to(routes::mcp_endpoint::websocket))
         .default_service(web::to(no_route))
         // Inner to outer: authentication runs inside the request context, so its
         // refusals carry the request id.

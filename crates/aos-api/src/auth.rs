@@ -23,7 +23,12 @@ pub const INTEGRATION_KEY_HEADER: &str = "x-cus-integration-key";
 
 /// Paths that need a caller. Everything else (probes, OpenAPI) is public.
 pub fn requires_auth(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/")
+    path == "/api" || path.starts_with("/api/") || is_mcp(path)
+}
+
+/// AOS's own MCP endpoint (`/mcp`, `/mcp/ws`).
+pub fn is_mcp(path: &str) -> bool {
+    path == "/mcp" || path.starts_with("/mcp/")
 }
 
 /// The authenticated caller of a request.
@@ -91,7 +96,21 @@ pub async fn middleware(
             if err.code == ErrorCode::Unauthenticated || err.code == ErrorCode::RateLimited {
                 tracing::info!(code = %err.code, reason = %err.message, "authentication refused");
             }
-            Ok(req.into_response(err.error_response()))
+            let mut response = err.error_response();
+            // MCP clients find how to authenticate from here (RFC 9728 §5.1).
+            if err.code == ErrorCode::Unauthenticated
+                && is_mcp(req.path())
+                && let Some(endpoint) = req.app_data::<web::Data<crate::routes::mcp_endpoint::Endpoint>>()
+            {
+                let base = crate::routes::mcp_endpoint::public_base(&endpoint.config, req.request());
+                let value = format!(
+                    "Bearer realm=\"aos\", resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\""
+                );
+                if let Ok(value) = header::HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            Ok(req.into_response(response))
         }
     }
 }

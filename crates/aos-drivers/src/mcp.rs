@@ -173,6 +173,39 @@ pub async fn tools_of_server(conn: &mut Conn, tenant_id: DbUuid, server_id: DbUu
     Ok(rows)
 }
 
+/// The tenant's callable catalog: enabled, available, non-quarantined tools of live
+/// servers, with their server, ordered by server name, tool name and ids.
+pub async fn catalog(conn: &mut Conn, tenant_id: DbUuid) -> DriverResult<Vec<(McpServerRow, McpToolRow)>> {
+    let servers: Vec<McpServerRow> = on_backend!(conn, |c| mcp_servers::table
+        .filter(mcp_servers::tenant_id.eq(tenant_id))
+        .filter(mcp_servers::deleted_at.is_null())
+        .select(McpServerRow::as_select())
+        .load(c)
+        .await)?;
+    if servers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<DbUuid> = servers.iter().map(|s| s.id).collect();
+    let tools: Vec<McpToolRow> = on_backend!(conn, |c| mcp_tools::table
+        .filter(mcp_tools::tenant_id.eq(tenant_id))
+        .filter(mcp_tools::server_id.eq_any(&ids))
+        .filter(mcp_tools::enabled.eq(true))
+        .filter(mcp_tools::available.eq(true))
+        .filter(mcp_tools::quarantined.eq(false))
+        .select(McpToolRow::as_select())
+        .load(c)
+        .await)?;
+    let by_id: std::collections::HashMap<DbUuid, McpServerRow> = servers.into_iter().map(|s| (s.id, s)).collect();
+    let mut rows: Vec<(McpServerRow, McpToolRow)> = tools
+        .into_iter()
+        .filter_map(|tool| by_id.get(&tool.server_id).map(|server| (server.clone(), tool)))
+        .collect();
+    rows.sort_by(|(a_server, a), (b_server, b)| {
+        (&a_server.name, &a.name, a.server_id.0, a.id.0).cmp(&(&b_server.name, &b.name, b.server_id.0, b.id.0))
+    });
+    Ok(rows)
+}
+
 pub async fn get_tool(conn: &mut Conn, tenant_id: DbUuid, server_id: DbUuid, id: DbUuid) -> DriverResult<McpToolRow> {
     let row = on_backend!(conn, |c| mcp_tools::table
         .filter(mcp_tools::tenant_id.eq(tenant_id))

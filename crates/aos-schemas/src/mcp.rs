@@ -322,3 +322,18 @@ pub struct InvocationsQuery {
     /// 1 to 100 (default 20).
     pub limit: Option<u32>,
 }
+
+/// One entry of the tenant's MCP catalog (`GET /api/v1/mcp/catalog`): the name agents see
+/// at `/mcp`, and the tool behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CatalogEntry {
+    /// `{server}.{tool}`, within MCP's name rules.
+    pub name: String,
+    /// Set when this name had to change because another tool already had it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collided_with: Option<String>,
+    pub server_id: Uuid,
+    pub server_name: String,
+    pub tool_id: Uuid,
+    pub tool_name: String,
+}

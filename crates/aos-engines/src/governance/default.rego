@@ -2,10 +2,12 @@
 #
 # Input: tenant {id, settings {high_requires_approval}}, actor {id, type},
 # server {id, name, url, status}, tool {id, name, risk, enabled, requires_approval,
-# quarantined, flags, annotations}, arguments, run {run_id, step_index, trace_id}.
+# quarantined, flags, annotations}, arguments, run {run_id, step_index, trace_id},
+# purpose ("call", or "list" when the /mcp catalog is built: arguments are then empty).
 #
 # Rules, each a set of reasons: `deny` (the call is BLOCKED), `require_approval` (the
-# call waits for a human), `flag` (allowed, marked "flagged").
+# call waits for a human), `flag` (allowed, marked "flagged"), `hide` (left out of the
+# caller's catalog at /mcp; the default hides nothing).
 package aos.invoke
 
 import rego.v1

@@ -2,8 +2,9 @@
 //! embedded Rego ([`EmbeddedRego`], evaluated in-process by regorus) and a remote OPA
 //! server over its REST data API ([`RemoteOpa`]).
 //!
-//! A policy package defines up to three rules, each a set of reason strings: `deny`,
-//! `require_approval` and `flag`. The shipped default is package `aos.invoke`
+//! A policy package defines up to four rules, each a set of reason strings: `deny`,
+//! `require_approval`, `flag`, and `hide` (the tool is left out of the caller's catalog at
+//! `/mcp`; evaluated with `input.purpose == "list"` and empty arguments). The shipped default is package `aos.invoke`
 //! ([`DEFAULT_POLICY`]); an operator's platform module is package `aos.platform`; a
 //! tenant's own module is package `aos.tenant`. All active packages are evaluated and the
 //! most restrictive answer wins (deny, then require-approval, then allow), so neither a
@@ -99,6 +100,8 @@ pub struct Decision {
     pub reasons: Vec<String>,
     /// `flag` reasons (an allow with flags is recorded as "flagged").
     pub flags: Vec<String>,
+    /// `hide` reasons: the tool is left out of the caller's MCP catalog (`/mcp`).
+    pub hidden: Vec<String>,
     /// Unique per evaluation (OPA's own decision id when it returns one).
     pub decision_id: String,
     /// Which packages decided, e.g. `aos.invoke+aos.tenant`.
@@ -126,6 +129,7 @@ impl Decision {
             outcome: Outcome::Deny,
             reasons: vec!["policy evaluation failed; denied (fail closed)".into()],
             flags: Vec::new(),
+            hidden: vec!["policy evaluation failed (fail closed)".into()],
             decision_id: uuid::Uuid::now_v7().to_string(),
             policy_id,
             revision,
@@ -168,10 +172,10 @@ pub fn revision_of(source: &str) -> String {
 }
 
 /// The three rule sets of one package's value (absent rules are empty).
-fn rule_sets(package: &str, value: &Value) -> Result<[Vec<String>; 3], String> {
+fn rule_sets(package: &str, value: &Value) -> Result<[Vec<String>; 4], String> {
     let object = match value {
         Value::Object(o) => o,
-        Value::Null => return Ok([Vec::new(), Vec::new(), Vec::new()]),
+        Value::Null => return Ok([Vec::new(), Vec::new(), Vec::new(), Vec::new()]),
         _ => return Err(format!("package {package} did not evaluate to an object")),
     };
     let read = |rule: &str| -> Result<Vec<String>, String> {
@@ -190,16 +194,18 @@ fn rule_sets(package: &str, value: &Value) -> Result<[Vec<String>; 3], String> {
             Some(_) => Err(format!("{package}.{rule} must be a set of strings")),
         }
     };
-    Ok([read("deny")?, read("require_approval")?, read("flag")?])
+    Ok([read("deny")?, read("require_approval")?, read("flag")?, read("hide")?])
 }
 
 /// Folds per-package rule sets into one decision, most restrictive first.
-fn combine(results: Vec<[Vec<String>; 3]>, decision_id: String, policy_id: String, revision: String) -> Decision {
-    let (mut deny, mut approve, mut flags) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-    for [d, a, f] in results {
+fn combine(results: Vec<[Vec<String>; 4]>, decision_id: String, policy_id: String, revision: String) -> Decision {
+    let (mut deny, mut approve, mut flags, mut hidden) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for [d, a, f, h] in results {
         deny.extend(d);
         approve.extend(a);
         flags.extend(f);
+        hidden.extend(h);
     }
     let (outcome, reasons) = if !deny.is_empty() {
         (Outcome::Deny, deny)
@@ -213,6 +219,7 @@ fn combine(results: Vec<[Vec<String>; 3]>, decision_id: String, policy_id: Strin
         outcome,
         reasons: reasons.into_iter().collect(),
         flags: flags.into_iter().collect(),
+        hidden: hidden.into_iter().collect(),
         decision_id,
         policy_id,
         revision,
@@ -238,7 +245,7 @@ fn compile(package: &str, source: &str) -> Result<regorus::Engine, String> {
     Ok(engine)
 }
 
-fn eval_package(engine: &mut regorus::Engine, package: &str, input: &Value) -> Result<[Vec<String>; 3], String> {
+fn eval_package(engine: &mut regorus::Engine, package: &str, input: &Value) -> Result<[Vec<String>; 4], String> {
     engine.set_input(regorus::Value::from(input.clone()));
     let results = engine
         .eval_query(format!("data.{package}"), false)

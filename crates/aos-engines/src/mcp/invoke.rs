@@ -72,6 +72,17 @@ pub async fn prepare(
     let server = registry::get_live_server(conn, tenant, server_id).await?;
     let tool = registry::get_tool(conn, tenant, server_id, tool_id).await?;
     let settings = gov_settings::get(conn, tenant).await?;
+    let modules = policy_modules(conn, tenant).await?;
+    Ok(Prepared {
+        server,
+        tool,
+        settings,
+        modules,
+    })
+}
+
+/// The platform's and the tenant's active policy modules, platform first.
+async fn policy_modules(conn: &mut Conn, tenant: uuid::Uuid) -> EngineResult<Vec<Module>> {
     let tenant_owner = tenant.to_string();
     let modules = gov_db::active_policy_modules(conn, &[aos_models::governance::PLATFORM_OWNER, &tenant_owner])
         .await?
@@ -89,12 +100,45 @@ pub async fn prepare(
     // Platform first: its reasons read first.
     let mut modules = modules;
     modules.sort_by_key(|m| m.package != PLATFORM_PACKAGE);
-    Ok(Prepared {
-        server,
-        tool,
-        settings,
-        modules,
-    })
+    Ok(modules)
+}
+
+/// Every catalog tool of the tenant (see [`aos_drivers::mcp::catalog`]) prepared for a
+/// policy check, sharing one read of the settings and modules.
+pub async fn prepare_catalog(conn: &mut Conn, tenant: uuid::Uuid) -> EngineResult<Vec<Prepared>> {
+    let rows = db::catalog(conn, tenant.into()).await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let settings = gov_settings::get(conn, tenant).await?;
+    let modules = policy_modules(conn, tenant).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(server, tool)| Prepared {
+            server,
+            tool,
+            settings,
+            modules: modules.clone(),
+        })
+        .collect())
+}
+
+/// The policy question "may this caller see this tool?" (`purpose: list`, no arguments):
+/// a non-empty [`Decision::hidden`] leaves it out of the caller's catalog.
+pub fn catalog_policy_request(tenant: uuid::Uuid, caller: &Caller, prepared: &Prepared) -> PolicyRequest {
+    let request = InvokeRequest {
+        input: Value::Object(Map::new()),
+        run_id: None,
+        step_index: None,
+        actor_id: None,
+        actor_type: Some("agent".into()),
+        trace_id: None,
+    };
+    let mut policy = policy_request(tenant, caller, &request, prepared);
+    if let Some(input) = policy.input.as_object_mut() {
+        input.insert("purpose".into(), json!("list"));
+    }
+    policy
 }
 
 fn check_text(field: &'static str, value: Option<&str>, max: usize) -> EngineResult<()> {
@@ -178,6 +222,7 @@ pub fn policy_request(
                      "flags": tool.flags.0, "annotations": tool.annotations.as_ref().map(|a| a.0.clone())},
             "arguments": request.input,
             "run": {"run_id": request.run_id, "step_index": request.step_index, "trace_id": request.trace_id},
+            "purpose": "call",
         }),
         modules: prepared.modules.clone(),
     }

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod credentials;
+pub mod gateway;
 pub mod hash;
 pub mod invoke;
 pub mod manifest;

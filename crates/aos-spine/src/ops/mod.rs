@@ -32,10 +32,13 @@
 //! | `telemetry.integration_keys.issue` / `revoke` | write | `admin` |
 //! | `telemetry.integration_keys.list` | read | `admin` |
 //! | `telemetry.ingest` | write | integration key |
+//! | `mcp.gateway.catalog` | read | `mcp:invoke` (the `/mcp` endpoint's `tools/list`; `tools/call` runs `invoke_tool`) |
+//! | `mcp.gateway.named_catalog` | read | `mcp:read` or `mcp:invoke` |
 //! | `telemetry.usage.summary` / `daily` / `history` | read | `telemetry:read` (integration keys: own, with `can_read`) |
 
 pub mod api_keys;
 pub mod cursor;
+pub mod gateway;
 pub mod governance;
 pub mod mcp;
 pub mod session;

@@ -1,0 +1,563 @@
+//! AOS as an MCP server: rmcp clients of both protocol eras over Streamable HTTP and over
+//! the WebSocket, against AOS (both backends) in front of a real rmcp server; replicas;
+//! bad input and tenant isolation over raw HTTP.
+
+// Integration tests: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aos_tests::mcp_servers::{self, GovServer};
+use aos_tests::{Backend, Options, TestApp, spawn_opts, spawn_replicas};
+use reqwest::{Method, StatusCode};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientConfig, ClientJsonRpcMessage, ProtocolVersion, ServerJsonRpcMessage,
+};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, ClientServiceExt, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+const SERVERS: &str = "/api/v1/integrations/mcp-servers";
+
+aos_tests::for_each_backend!(
+    initialize_era_clients_list_and_call_through_the_governed_pipeline,
+    stateless_2026_clients_discover_and_call,
+    bad_input_gets_clear_errors_and_tenants_stay_apart,
+    websocket_clients_call_and_hear_catalog_changes,
+);
+
+struct Tenant {
+    id: String,
+    key: String,
+}
+
+async fn tenant(app: &TestApp, name: &str) -> Tenant {
+    let id = app.create_tenant(name).await;
+    let (_, key) = app.create_key(&id, &["mcp:read", "mcp:admin", "mcp:invoke"]).await;
+    Tenant { id, key }
+}
+
+async fn call(app: &TestApp, key: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut request = app.as_(key, method, path);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// Registers a GovServer named `name`; returns (server id, tool ids by name).
+async fn register(
+    app: &TestApp,
+    t: &Tenant,
+    name: &str,
+    url: &str,
+) -> (String, std::collections::HashMap<String, String>) {
+    let (status, body) = call(
+        app,
+        &t.key,
+        Method::POST,
+        SERVERS,
+        Some(json!({"name": name, "url": url})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let server = body["data"]["server"]["id"].as_str().unwrap().to_owned();
+    let (_, tools) = call(app, &t.key, Method::GET, &format!("{SERVERS}/{server}/tools"), None).await;
+    let ids = tools["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_owned(),
+                t["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (server, ids)
+}
+
+/// A client handler that counts `tools/list_changed` notifications.
+#[derive(Clone, Default)]
+struct Watcher {
+    config: ClientConfig,
+    changes: Arc<AtomicUsize>,
+}
+
+impl ClientHandler for Watcher {
+    fn get_info(&self) -> ClientConfig {
+        self.config.clone()
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn http_transport(app: &TestApp, key: &str) -> StreamableHttpClientTransport<reqwest::Client> {
+    StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(app.url("/mcp")).auth_header(key.to_owned()),
+    )
+}
+
+async fn legacy_client(app: &TestApp, key: &str) -> RunningService<RoleClient, Watcher> {
+    let watcher = Watcher {
+        config: ClientConfig::default().with_protocol_version(ProtocolVersion::V_2025_06_18),
+        ..Watcher::default()
+    };
+    watcher.serve(http_transport(app, key)).await.unwrap()
+}
+
+fn text_of(result: &CallToolResult) -> String {
+    serde_json::to_value(&result.content).unwrap()[0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn args(value: Value) -> rmcp::model::JsonObject {
+    value.as_object().cloned().unwrap()
+}
+
+async fn initialize_era_clients_list_and_call_through_the_governed_pipeline(backend: Backend) {
+    let app = spawn_opts(backend, Options::default()).await;
+    let t = tenant(&app, "acme").await;
+    let gov = GovServer::default();
+    let upstream = mcp_servers::streamable_http(gov.clone(), None).await;
+    let (server, tools) = register(&app, &t, "gov", &upstream.url).await;
+
+    let client = legacy_client(&app, &t.key).await;
+    let info = client.peer_info().unwrap();
+    assert_eq!(info.protocol_version, ProtocolVersion::V_2025_06_18);
+    assert_eq!(info.server_info.as_ref().unwrap().name, "aos");
+
+    // The catalog: enabled tools only (`wipe` is HIGH: not auto-enabled), `{server}.{tool}`,
+    // sorted, with the pinned description, schema and annotations.
+    let listed = client.list_all_tools().await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, ["gov.big", "gov.echo", "gov.fail", "gov.nap"], "{names:?}");
+    let echo = listed.iter().find(|t| t.name == "gov.echo").unwrap();
+    assert_eq!(echo.description.as_deref(), Some("Echo the text back."));
+    assert_eq!(echo.input_schema["required"], json!(["text"]));
+    assert_eq!(echo.annotations.as_ref().unwrap().read_only_hint, Some(true));
+
+    // A call runs through the pipeline: upstream called, invocation recorded for the key,
+    // with run and trace ids from _meta.
+    let mut params = CallToolRequestParams::new("gov.echo").with_arguments(args(json!({"text": "hi"})));
+    params.meta = Some(args(json!({"run_id": "run-7", "trace_id": "trace-7"})).into());
+    let result = client.call_tool(params).await.unwrap();
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(text_of(&result), "hi");
+    assert_eq!(gov.calls_of("echo"), 1);
+    let (_, recorded) = call(
+        &app,
+        &t.key,
+        Method::GET,
+        &format!("{SERVERS}/{server}/invocations"),
+        None,
+    )
+    .await;
+    let row = &recorded["data"][0];
+    assert_eq!(row["status"], "SUCCESS");
+    assert_eq!(row["actor_type"], "agent");
+    assert_eq!(
+        (row["run_id"].as_str(), row["trace_id"].as_str()),
+        (Some("run-7"), Some("trace-7")),
+        "{row}"
+    );
+    let (_, events) = call(
+        &app,
+        &t.key,
+        Method::GET,
+        "/api/v1/audit/events?event_type=TOOL_INVOCATION_COMPLETED",
+        None,
+    )
+    .await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 1);
+
+    // Arguments that break the schema: a tool error the agent can read; nothing called.
+    let bad = client
+        .call_tool(CallToolRequestParams::new("gov.echo").with_arguments(args(json!({"text": 5}))))
+        .await
+        .unwrap();
+    assert_eq!(bad.is_error, Some(true));
+    assert!(text_of(&bad).contains("invalid arguments"), "{bad:?}");
+    assert_eq!(gov.calls_of("echo"), 1);
+
+    // An upstream failure is a tool error too, and opens an incident.
+    let failed = client
+        .call_tool(CallToolRequestParams::new("gov.fail").with_arguments(args(json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(failed.is_error, Some(true));
+    assert!(text_of(&failed).contains("the tool failed"), "{failed:?}");
+
+    // Enabled and made CRITICAL, `wipe` waits for an approval: isError with the approval id.
+    call(
+        &app,
+        &t.key,
+        Method::POST,
+        &format!("{SERVERS}/{server}/tools/{}/enable", tools["wipe"]),
+        None,
+    )
+    .await;
+    call(
+        &app,
+        &t.key,
+        Method::PUT,
+        &format!("{SERVERS}/{server}/tools/{}/risk", tools["wipe"]),
+        Some(json!({"risk_level": "CRITICAL"})),
+    )
+    .await;
+    let pending = client
+        .call_tool(CallToolRequestParams::new("gov.wipe").with_arguments(args(json!({"table": "t"}))))
+        .await
+        .unwrap();
+    assert_eq!(pending.is_error, Some(true));
+    let (_, queue) = call(&app, &t.key, Method::GET, "/api/v1/approvals?status=PENDING", None).await;
+    let approval = queue["data"][0]["id"].as_str().unwrap().to_owned();
+    assert!(text_of(&pending).contains(&approval), "{pending:?}");
+    assert_eq!(gov.calls_of("wipe"), 0);
+
+    // Disabled: gone from the catalog, and calling it is an unknown tool (invalid params).
+    call(
+        &app,
+        &t.key,
+        Method::POST,
+        &format!("{SERVERS}/{server}/tools/{}/disable", tools["nap"]),
+        None,
+    )
+    .await;
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(!names.contains(&"gov.nap".to_owned()), "{names:?}");
+    let err = client
+        .call_tool(CallToolRequestParams::new("gov.nap").with_arguments(args(json!({}))))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown tool"), "{err}");
+    client.cancel().await.unwrap();
+
+    // The admin's view of the same catalog.
+    let (status, catalog) = call(&app, &t.key, Method::GET, "/api/v1/mcp/catalog", None).await;
+    assert_eq!(status, StatusCode::OK, "{catalog}");
+    assert!(
+        catalog["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "gov.echo")
+    );
+    drop(t.id);
+}
+
+async fn stateless_2026_clients_discover_and_call(backend: Backend) {
+    // Two replicas on one database: the client talks to one, the catalog was made on the
+    // other; no session is kept anywhere but the database.
+    let replicas = spawn_replicas(backend, 2).await;
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let t = tenant(a, "acme").await;
+    let gov = GovServer::default();
+    let upstream = mcp_servers::streamable_http(gov.clone(), None).await;
+    let (server, tools) = register(a, &t, "gov", &upstream.url).await;
+
+    let client = Watcher::default()
+        .serve_with_lifecycle(
+            http_transport(b, &t.key),
+            rmcp::ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        client.peer_info().unwrap().protocol_version,
+        ProtocolVersion::V_2026_07_28
+    );
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(names.contains(&"gov.echo".to_owned()), "{names:?}");
+    let result = client
+        .call_tool(CallToolRequestParams::new("gov.echo").with_arguments(args(json!({"text": "from b"}))))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&result), "from b");
+
+    // subscriptions/listen on B hears a catalog change made through A.
+    let mut subscription = client
+        .listen(rmcp::model::SubscriptionFilter::builder().tools_list_changed().build())
+        .await
+        .unwrap();
+    let (status, _) = call(
+        a,
+        &t.key,
+        Method::POST,
+        &format!("{SERVERS}/{server}/tools/{}/disable", tools["echo"]),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let heard = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .expect("no tools/list_changed within 10 s")
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(heard, rmcp::model::ServerNotification::ToolListChangedNotification(_)),
+        "{heard:?}"
+    );
+    drop(subscription);
+    client.cancel().await.unwrap();
+    call(
+        a,
+        &t.key,
+        Method::POST,
+        &format!("{SERVERS}/{server}/tools/{}/enable", tools["echo"]),
+        None,
+    )
+    .await;
+
+    // An initialize-era exchange split across replicas: initialize on A, call on B.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let response = raw(a, &t.key, &init, &[("mcp-protocol-version", "2025-06-18")]).await;
+    assert_eq!(response.0, StatusCode::OK, "{}", response.1);
+    assert!(response.2.is_none(), "stateless: no Mcp-Session-Id");
+    let listed = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "gov.echo", "arguments": {"text": "split"}}});
+    let (status, body, _) = raw(b, &t.key, &listed, &[("mcp-protocol-version", "2025-06-18")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["content"][0]["text"], "split", "{body}");
+}
+
+/// A raw POST /mcp; returns (status, JSON body or text, Mcp-Session-Id).
+async fn raw(app: &TestApp, key: &str, body: &Value, headers: &[(&str, &str)]) -> (StatusCode, Value, Option<String>) {
+    let mut request = app
+        .as_(key, Method::POST, "/mcp")
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    send(request).await
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value, Option<String>) {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        session,
+    )
+}
+
+async fn bad_input_gets_clear_errors_and_tenants_stay_apart(backend: Backend) {
+    let app = spawn_opts(backend, Options::default()).await;
+    let acme = tenant(&app, "acme").await;
+    let other = tenant(&app, "other").await;
+    let gov = GovServer::default();
+    let upstream = mcp_servers::streamable_http(gov.clone(), None).await;
+    register(&app, &acme, "gov", &upstream.url).await;
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
+
+    // No credentials: 401 pointing at the protected resource metadata.
+    let response = app
+        .client
+        .post(app.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains("resource_metadata="), "{challenge}");
+    let metadata_url = challenge
+        .split("resource_metadata=\"")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('"');
+    let metadata: Value = app.client.get(metadata_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(metadata["resource"], app.url("/mcp"));
+    assert_eq!(metadata["scopes_supported"], json!(["mcp:invoke"]));
+    assert_eq!(metadata["bearer_methods_supported"], json!(["header"]));
+
+    // A key without mcp:invoke: 403 in the error envelope.
+    let (_, reader) = app.create_key(&acme.id, &["mcp:read"]).await;
+    let (status, body, _) = raw(&app, &reader, &list, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "insufficient_scope");
+
+    // Host and Origin outside the configuration.
+    let (status, body, _) = raw(&app, &acme.key, &list, &[("origin", "https://evil.example")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("Origin"));
+    let (status, body, _) = raw(&app, &acme.key, &list, &[("host", "attacker.example")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // Malformed JSON, a non-JSON-RPC body, an unknown method, an oversize message.
+    let (status, body, _) = send(
+        app.as_(&acme.key, Method::POST, "/mcp")
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
+    assert!(status.is_client_error(), "{status} {body}");
+    let (status, body, _) = raw(&app, &acme.key, &json!({"hello": "world"}), &[]).await;
+    assert!(status.is_client_error(), "{status} {body}");
+    let (status, body, _) = raw(
+        &app,
+        &acme.key,
+        &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/frobnicate"}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["error"]["code"], -32601, "{body}");
+    let huge = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+        "params": {"name": "gov.echo", "arguments": {"text": "x".repeat(2 * 1024 * 1024)}}});
+    let (status, _, _) = raw(&app, &acme.key, &huge, &[]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(gov.calls_of("echo"), 0);
+
+    // The other tenant sees an empty catalog and cannot call acme's tools by name.
+    let (status, body, _) = raw(&app, &other.key, &list, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["tools"], json!([]), "{body}");
+    let steal = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "gov.echo", "arguments": {"text": "mine"}}});
+    let (_, body, _) = raw(&app, &other.key, &steal, &[]).await;
+    assert_eq!(body["error"]["code"], -32602, "{body}");
+    assert_eq!(gov.calls_of("echo"), 0);
+}
+
+/// An rmcp client over a WebSocket to `/mcp/ws`.
+async fn ws_client(app: &TestApp, key: &str, watcher: Watcher) -> RunningService<RoleClient, Watcher> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let mut request = app
+        .url("/mcp/ws")
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mcp".parse().unwrap());
+    let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "mcp");
+    let (mut sink, mut stream) = socket.split();
+    let (to_server, mut outgoing) = futures::channel::mpsc::channel::<ClientJsonRpcMessage>(16);
+    let (mut incoming_tx, incoming) = futures::channel::mpsc::channel::<ServerJsonRpcMessage>(16);
+    tokio::spawn(async move {
+        while let Some(message) = outgoing.next().await {
+            if sink
+                .send(Message::Text(serde_json::to_string(&message).unwrap().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(Ok(frame)) = stream.next().await {
+            if let Message::Text(text) = frame
+                && let Ok(message) = serde_json::from_str::<ServerJsonRpcMessage>(&text)
+                && incoming_tx.send(message).await.is_err()
+            {
+                break;
+            }
+        }
+    });
+    watcher.serve((to_server, incoming)).await.unwrap()
+}
+
+async fn websocket_clients_call_and_hear_catalog_changes(backend: Backend) {
+    let app = spawn_opts(backend, Options::default()).await;
+    let t = tenant(&app, "acme").await;
+    let gov = GovServer::default();
+    let upstream = mcp_servers::streamable_http(gov.clone(), None).await;
+    let (server, tools) = register(&app, &t, "gov", &upstream.url).await;
+
+    let watcher = Watcher {
+        config: ClientConfig::default().with_protocol_version(ProtocolVersion::V_2025_06_18),
+        ..Watcher::default()
+    };
+    let changes = Arc::clone(&watcher.changes);
+    let client = ws_client(&app, &t.key, watcher).await;
+    let result = client
+        .call_tool(CallToolRequestParams::new("gov.echo").with_arguments(args(json!({"text": "over ws"}))))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&result), "over ws");
+
+    // Disabling a tool (a catalog change) reaches the connected client.
+    call(
+        &app,
+        &t.key,
+        Method::POST,
+        &format!("{SERVERS}/{server}/tools/{}/disable", tools["echo"]),
+        None,
+    )
+    .await;
+    let mut waited = Duration::ZERO;
+    while changes.load(Ordering::SeqCst) == 0 && waited < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
+    assert_eq!(
+        changes.load(Ordering::SeqCst),
+        1,
+        "no tools/list_changed after {waited:?}"
+    );
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(!names.contains(&"gov.echo".to_owned()), "{names:?}");
+    client.cancel().await.unwrap();
+
+    // Without credentials the upgrade is refused with 401.
+    let response = app
+        .client
+        .get(app.url("/mcp/ws"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
