@@ -6,6 +6,7 @@
 #   make bench-auth   authentication overhead against a same-run baseline (docs/BENCHMARKS.md)
 #   make bench-ingest telemetry ingestion through the API against COPY (docs/BENCHMARKS.md)
 #   make bench-invoke governed tool invocation against calling the MCP server directly (docs/BENCHMARKS.md)
+#   make bench-gateway a tools/call through AOS's /mcp against calling the MCP server directly (docs/BENCHMARKS.md)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -24,7 +25,7 @@ else
   CARGO_TEST_SKIP :=
 endif
 
-.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e bench-auth bench-ingest bench-invoke
+.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e bench-auth bench-ingest bench-invoke bench-gateway
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -84,6 +85,10 @@ bench-auth:
 bench-invoke:
 	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-invoke
 	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-invoke -- --postgres
+
+bench-gateway:
+	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-gateway
+	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-gateway -- --postgres
 
 bench-ingest:
 	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-ingest

@@ -457,7 +457,7 @@ async fn bad_input_gets_clear_errors_and_tenants_stay_apart(backend: Backend) {
 }
 
 /// An rmcp client over a WebSocket to `/mcp/ws`.
-async fn ws_client(app: &TestApp, key: &str, watcher: Watcher) -> RunningService<RoleClient, Watcher> {
+async fn ws_client(app: &TestApp, key: &str, watcher: Watcher, era_2026: bool) -> RunningService<RoleClient, Watcher> {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
     let mut request = app
@@ -497,7 +497,36 @@ async fn ws_client(app: &TestApp, key: &str, watcher: Watcher) -> RunningService
             }
         }
     });
-    watcher.serve((to_server, incoming)).await.unwrap()
+    if era_2026 {
+        watcher
+            .serve_with_lifecycle(
+                (to_server, incoming),
+                rmcp::ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                },
+            )
+            .await
+            .unwrap()
+    } else {
+        watcher.serve((to_server, incoming)).await.unwrap()
+    }
+}
+
+/// A raw WebSocket to `/mcp/ws`.
+async fn raw_socket(
+    app: &TestApp,
+    key: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = app
+        .url("/mcp/ws")
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
 async fn websocket_clients_call_and_hear_catalog_changes(backend: Backend) {
@@ -512,7 +541,7 @@ async fn websocket_clients_call_and_hear_catalog_changes(backend: Backend) {
         ..Watcher::default()
     };
     let changes = Arc::clone(&watcher.changes);
-    let client = ws_client(&app, &t.key, watcher).await;
+    let client = ws_client(&app, &t.key, watcher, false).await;
     let result = client
         .call_tool(CallToolRequestParams::new("gov.echo").with_arguments(args(json!({"text": "over ws"}))))
         .await
@@ -548,16 +577,45 @@ async fn websocket_clients_call_and_hear_catalog_changes(backend: Backend) {
     assert!(!names.contains(&"gov.echo".to_owned()), "{names:?}");
     client.cancel().await.unwrap();
 
-    // Without credentials the upgrade is refused with 401.
-    let response = app
-        .client
-        .get(app.url("/mcp/ws"))
-        .header("connection", "upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .send()
+    // A 2026-07-28 client over the socket: server/discover, then a call.
+    let modern = ws_client(&app, &t.key, Watcher::default(), true).await;
+    assert_eq!(
+        modern.peer_info().unwrap().protocol_version,
+        ProtocolVersion::V_2026_07_28
+    );
+    let result = modern
+        .call_tool(CallToolRequestParams::new("gov.nap").with_arguments(args(json!({"ms": 1}))))
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(text_of(&result), "rested");
+    modern.cancel().await.unwrap();
+
+    // Frames that are not JSON-RPC get a JSON-RPC error back; the connection lives on.
+    {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let mut socket = raw_socket(&app, &t.key).await;
+        for (frame, code) in [("{not json", -32700), (r#"{"hello":"world"}"#, -32600)] {
+            socket.send(Message::Text(frame.into())).await.unwrap();
+            let reply = tokio::time::timeout(Duration::from_secs(5), socket.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let reply: Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+            assert_eq!(reply["error"]["code"], code, "{frame}: {reply}");
+        }
+    }
+
+    // Without credentials the upgrade is refused with 401.
+    let anonymous = app.url("/mcp/ws").replace("http://", "ws://");
+    let refused = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(anonymous))
+        .await
+        .expect("the refusal arrives");
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401);
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
 }

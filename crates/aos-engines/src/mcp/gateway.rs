@@ -549,13 +549,19 @@ impl<B: GatewayBackend> McpGateway<B> {
             let mut last = backend.catalog_revision(&principal).await.ok();
             let mut tick = tokio::time::interval(poll);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Once the reader is gone its channel answers None at once, forever: stop
+            // polling it, or this loop would spin and starve the worker.
+            let mut errors_open = true;
             loop {
                 let text = tokio::select! {
                     message = from_service.next() => match message {
                         Some(message) => serde_json::to_string(&message).ok(),
                         None => break,
                     },
-                    error = errors_rx.next() => error,
+                    error = errors_rx.next(), if errors_open => {
+                        errors_open = error.is_some();
+                        error
+                    }
                     _ = tick.tick() => {
                         let now = backend.catalog_revision(&principal).await.ok();
                         if now.is_some() && now != last {

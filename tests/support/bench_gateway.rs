@@ -1,0 +1,223 @@
+//! `make bench-gateway`: a `tools/call` through AOS's own MCP endpoint (`/mcp`) against
+//! calling the same MCP server directly, in one run (the machine is shared and noisy).
+//!
+//! An rmcp server (the tests' `GovServer`, tool `echo`) on loopback Streamable HTTP:
+//! - direct: an rmcp client with one open session calls `echo`;
+//! - gateway: an rmcp client connected to AOS `/mcp` (stateless Streamable HTTP, an API
+//!   key) calls `bench.echo`: authentication, the catalog lookup with its policy `hide`
+//!   check, then the whole governed invocation (schema, policy, audit chain, record, the
+//!   call upstream, the outcome);
+//! - rest: the same governed invocation through `POST .../invoke`, for reference.
+//!
+//! All at a fixed concurrency (4; `AOS_BENCH_CONCURRENCY` overrides), phases interleaved;
+//! prints p50 / p99 of each and what the gateway adds. SQLite by default, `--postgres`
+//! for PostgreSQL.
+
+// A benchmark binary: setup failures abort it.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aos_tests::mcp_servers::{self, GovServer};
+use aos_tests::{Backend, Options, spawn_opts};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::json;
+
+const CALLS_PER_PHASE: usize = 800;
+const DEFAULT_CONCURRENCY: usize = 4;
+const PHASES: usize = 3;
+
+fn quantile(samples: &[Duration], q: f64) -> Duration {
+    samples[((samples.len() as f64 - 1.0) * q) as usize]
+}
+
+fn concurrency() -> usize {
+    std::env::var("AOS_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|c| *c >= 1)
+        .unwrap_or(DEFAULT_CONCURRENCY)
+}
+
+async fn run<F, Fut>(call: F) -> Vec<Duration>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let call = Arc::new(call);
+    let mut tasks = Vec::new();
+    let concurrency = concurrency();
+    for _ in 0..concurrency {
+        let call = Arc::clone(&call);
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::with_capacity(CALLS_PER_PHASE / concurrency);
+            for _ in 0..CALLS_PER_PHASE / concurrency {
+                let started = Instant::now();
+                call().await;
+                samples.push(started.elapsed());
+            }
+            samples
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let backend = if std::env::args().any(|a| a == "--postgres") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
+    let app = Arc::new(spawn_opts(backend, Options::default()).await);
+    let upstream = mcp_servers::streamable_http(GovServer::default(), None).await;
+    let tenant = app.create_tenant("bench").await;
+    let (_, key) = app.create_key(&tenant, &["mcp:admin", "mcp:read", "mcp:invoke"]).await;
+    let registered: serde_json::Value = app
+        .as_(&key, reqwest::Method::POST, "/api/v1/integrations/mcp-servers")
+        .json(&json!({"name": "bench", "url": upstream.url}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let server = registered["data"]["server"]["id"].as_str().unwrap().to_owned();
+    let tools: serde_json::Value = app
+        .as_(
+            &key,
+            reqwest::Method::GET,
+            &format!("/api/v1/integrations/mcp-servers/{server}/tools"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let echo = tools["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "echo")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let invoke_url = app.url(&format!(
+        "/api/v1/integrations/mcp-servers/{server}/tools/{echo}/invoke"
+    ));
+
+    let client = Arc::new(
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("bench", "1"))
+            .serve(StreamableHttpClientTransport::from_uri(upstream.url.clone()))
+            .await
+            .unwrap(),
+    );
+    let gateway_client = Arc::new(
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("bench", "1"))
+            .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_06_18)
+            .serve(StreamableHttpClientTransport::from_config(
+                StreamableHttpClientTransportConfig::with_uri(app.url("/mcp")).auth_header(key.clone()),
+            ))
+            .await
+            .unwrap(),
+    );
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let args = json!({"text": "hello"}).as_object().cloned().unwrap();
+
+    let direct = {
+        let (client, args) = (Arc::clone(&client), args.clone());
+        move || {
+            let (client, args) = (Arc::clone(&client), args.clone());
+            async move {
+                let result = client
+                    .call_tool(CallToolRequestParams::new("echo").with_arguments(args))
+                    .await
+                    .unwrap();
+                assert_ne!(result.is_error, Some(true));
+            }
+        }
+    };
+    let gateway = {
+        let (client, args) = (Arc::clone(&gateway_client), args.clone());
+        move || {
+            let (client, args) = (Arc::clone(&client), args.clone());
+            async move {
+                let result = client
+                    .call_tool(CallToolRequestParams::new("bench.echo").with_arguments(args))
+                    .await
+                    .unwrap();
+                assert_ne!(result.is_error, Some(true), "{result:?}");
+            }
+        }
+    };
+    let governed = {
+        let (http, url, key) = (http.clone(), invoke_url.clone(), key.clone());
+        move || {
+            let (http, url, key) = (http.clone(), url.clone(), key.clone());
+            async move {
+                let response = http
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&json!({"input": {"text": "hello"}}))
+                    .send()
+                    .await
+                    .unwrap();
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["data"]["status"], "SUCCESS", "{body}");
+            }
+        }
+    };
+    // Warm-up.
+    run(direct.clone()).await;
+    run(gateway.clone()).await;
+    run(governed.clone()).await;
+    let (mut d, mut m, mut g) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..PHASES {
+        d.extend(run(direct.clone()).await);
+        m.extend(run(gateway.clone()).await);
+        g.extend(run(governed.clone()).await);
+    }
+    d.sort();
+    m.sort();
+    g.sort();
+    println!(
+        "backend: {}, {} calls per path at concurrency {}, {PHASES} interleaved phases",
+        backend.as_str(),
+        d.len(),
+        concurrency()
+    );
+    println!("{:<34} {:>10} {:>10}", "path", "p50 ms", "p99 ms");
+    for (name, samples) in [
+        ("direct (rmcp client, one session)", &d),
+        ("gateway (rmcp client -> AOS /mcp)", &m),
+        ("rest (POST .../invoke)", &g),
+    ] {
+        println!(
+            "{name:<34} {:>10.3} {:>10.3}",
+            quantile(samples, 0.5).as_secs_f64() * 1e3,
+            quantile(samples, 0.99).as_secs_f64() * 1e3
+        );
+    }
+    println!(
+        "{:<34} {:>10.3} {:>10.3}",
+        "added by the gateway",
+        (quantile(&m, 0.5).as_secs_f64() - quantile(&d, 0.5).as_secs_f64()) * 1e3,
+        (quantile(&m, 0.99).as_secs_f64() - quantile(&d, 0.99).as_secs_f64()) * 1e3
+    );
+    println!(
+        "{:<34} {:>10.2} {:>10.2}",
+        "gateway / direct (ratio)",
+        quantile(&m, 0.5).as_secs_f64() / quantile(&d, 0.5).as_secs_f64(),
+        quantile(&m, 0.99).as_secs_f64() / quantile(&d, 0.99).as_secs_f64()
+    );
+}
