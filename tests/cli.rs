@@ -248,6 +248,45 @@ async fn the_cli_runs_the_governed_flow_with_stable_exit_codes(backend: Backend)
     assert_eq!(blocked.code, 6, "{}", blocked.stderr);
     assert!(blocked.stdout.contains("BLOCKED"), "{}", blocked.stdout);
 
+    // The kill switch from the CLI: an operator freezes the key, its call is refused
+    // (exit 1, kill_switch_active), the status shows it, unfreeze restores it.
+    let key_id = created["api_key"]["id"].as_str().unwrap().to_owned();
+    let frozen = ok(aos(
+        home,
+        &url,
+        Some(OPERATOR_TOKEN),
+        &["killswitch", "freeze", "--key", &key_id, "--reason", "cli test"],
+    ));
+    assert!(
+        frozen.stdout.contains("FROZEN") && frozen.stdout.contains("cli test"),
+        "{}",
+        frozen.stdout
+    );
+    let refused = aos(
+        home,
+        &url,
+        Some(key),
+        &["mcp", "invoke", &echo, "--input", r#"{"text":"x"}"#],
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("kill_switch_active"), "{}", refused.stderr);
+    let status = ok(aos(
+        home,
+        &url,
+        Some(OPERATOR_TOKEN),
+        &["--json", "killswitch", "status", "--tenant", &tenant_id],
+    ))
+    .json();
+    assert_eq!(status["frozen_keys"], serde_json::json!([key_id]));
+    ok(aos(
+        home,
+        &url,
+        Some(OPERATOR_TOKEN),
+        &["killswitch", "unfreeze", "--key", &key_id],
+    ));
+    let usage = aos(home, &url, Some(OPERATOR_TOKEN), &["killswitch", "freeze"]);
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+
     // Audit and incidents.
     let verified = ok(aos(home, &url, Some(key), &["audit", "verify"]));
     assert!(

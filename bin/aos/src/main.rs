@@ -21,6 +21,7 @@ use aos_client::schemas::governance::{
     InvocationStatus, InvokeToolRequest, ListApprovalsQuery, ListAuditQuery, ListIncidentsQuery,
     ResolveIncidentRequest,
 };
+use aos_client::schemas::killswitch::{FreezeRequest, KillSwitchOverview, KillSwitchState};
 use aos_client::schemas::mcp::{
     McpHealth, McpInvocation, McpServer, McpTool, McpTransport, RegisterMcpServerRequest, RiskLevel, SetToolRiskRequest,
 };
@@ -79,6 +80,9 @@ enum Command {
     /// Incidents opened by failures, timeouts, policy errors and drift
     #[command(subcommand)]
     Incidents(IncidentsCommand),
+    /// Freeze or unfreeze a tenant or one API key; state and history
+    #[command(subcommand)]
+    Killswitch(KillswitchCommand),
     /// API keys of your tenant (or, with --tenant and the operator token, of any tenant)
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -292,6 +296,35 @@ enum IncidentsCommand {
 }
 
 #[derive(Subcommand)]
+enum KillswitchCommand {
+    /// The tenant's state and history (the operator passes --tenant)
+    Status {
+        #[arg(long)]
+        tenant: Option<Uuid>,
+    },
+    /// Freeze a tenant or a key: its governed calls are refused at once
+    Freeze {
+        #[command(flatten)]
+        target: KillTarget,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    Unfreeze {
+        #[command(flatten)]
+        target: KillTarget,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct KillTarget {
+    #[arg(long)]
+    tenant: Option<Uuid>,
+    #[arg(long)]
+    key: Option<Uuid>,
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     List {
         /// Another tenant's keys (operator token)
@@ -428,6 +461,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Approvals(command) => approvals(&client, out, command).await,
         Command::Audit(command) => audit(&client, out, command).await,
         Command::Incidents(command) => incidents(&client, out, command).await,
+        Command::Killswitch(command) => killswitch(&client, out, command).await,
         Command::Keys(command) => keys(&client, out, command).await,
         Command::Tenants(command) => tenants(&client, out, command).await,
     }
@@ -936,6 +970,74 @@ async fn incidents(client: &Client, out: Output, command: IncidentsCommand) -> O
                 .resolve_incident(incident_id, &ResolveIncidentRequest { resolution })
                 .await?;
             out.emit(&incident, incident_fields);
+        }
+    }
+    Ok(())
+}
+
+fn kill_state_line(s: &KillSwitchState) -> String {
+    format!(
+        "{} {}: {}{}",
+        s.entity_type,
+        s.entity_id,
+        if s.frozen { "FROZEN" } else { "active" },
+        s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+    )
+}
+
+async fn killswitch(client: &Client, out: Output, command: KillswitchCommand) -> Outcome {
+    match command {
+        KillswitchCommand::Status { tenant } => {
+            let overview = client.kill_switch_status(tenant).await?;
+            out.emit(&overview, |o: &KillSwitchOverview| {
+                let mut text = fields([
+                    ("tenant", o.tenant_id.to_string()),
+                    ("tenant_frozen", o.tenant_frozen.to_string()),
+                    (
+                        "frozen_keys",
+                        if o.frozen_keys.is_empty() {
+                            "-".into()
+                        } else {
+                            o.frozen_keys.iter().map(Uuid::to_string).collect::<Vec<_>>().join(" ")
+                        },
+                    ),
+                ]);
+                text.push_str("\n\n");
+                text.push_str(&table(
+                    &["AT", "EVENT", "SUBJECT", "BY", "REASON"],
+                    o.history.iter().map(|e| {
+                        vec![
+                            ts(&e.occurred_at),
+                            e.event_type.clone(),
+                            format!("{} {}", e.subject_type, opt(e.subject_id.as_ref())),
+                            opt(e.actor_id.as_ref()),
+                            e.details
+                                .get("reason")
+                                .and_then(|v| v.as_str())
+                                .unwrap_or("-")
+                                .to_owned(),
+                        ]
+                    }),
+                ));
+                text
+            });
+        }
+        KillswitchCommand::Freeze { target, reason } => {
+            let request = FreezeRequest { reason };
+            let state = match (target.tenant, target.key) {
+                (Some(tenant), _) => client.freeze_tenant(tenant, &request).await?,
+                (None, Some(key)) => client.freeze_key(key, &request).await?,
+                (None, None) => return Err(Failure::Usage("name --tenant or --key".into())),
+            };
+            out.emit(&state, kill_state_line);
+        }
+        KillswitchCommand::Unfreeze { target } => {
+            let state = match (target.tenant, target.key) {
+                (Some(tenant), _) => client.unfreeze_tenant(tenant).await?,
+                (None, Some(key)) => client.unfreeze_key(key).await?,
+                (None, None) => return Err(Failure::Usage("name --tenant or --key".into())),
+            };
+            out.emit(&state, kill_state_line);
         }
     }
     Ok(())

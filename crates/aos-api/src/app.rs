@@ -94,6 +94,14 @@ where
                 .service(routes::governance::alias_health),
         )
         .service(
+            utoipa_actix_web::scope("/api/v1/killswitch")
+                .service(routes::killswitch::status)
+                .service(routes::killswitch::freeze_tenant)
+                .service(routes::killswitch::unfreeze_tenant)
+                .service(routes::killswitch::freeze_key)
+                .service(routes::killswitch::unfreeze_key),
+        )
+        .service(
             utoipa_actix_web::scope("/api/v1/integrations")
                 .service(routes::telemetry::create_integration)
                 .service(routes::telemetry::list_integrations)

@@ -72,6 +72,7 @@ use aos_schemas::governance::{
     InvocationResult, InvokeToolRequest, ListApprovalsQuery, ListAuditQuery, ListIncidentsQuery,
     ResolveIncidentRequest, SignedManifest,
 };
+use aos_schemas::killswitch::{FreezeRequest, KillSwitchOverview, KillSwitchQuery, KillSwitchState};
 use aos_schemas::mcp::{
     InvocationsQuery, ListServersQuery, ListToolsQuery, McpDiscovery, McpHealth, McpInvocation, McpRegistration,
     McpServer, McpTool, RegisterMcpServerRequest, SetToolRiskRequest,
@@ -533,6 +534,39 @@ impl Client {
     ) -> Result<Incident, Error> {
         self.post(&format!("/api/v1/incidents/{incident_id}/resolve"), request)
             .await
+    }
+
+    // ---- Kill switch ----------------------------------------------------------------
+
+    /// Freezes a tenant (operator, or the tenant's admin): its governed traffic is refused.
+    pub async fn freeze_tenant(&self, tenant_id: Uuid, request: &FreezeRequest) -> Result<KillSwitchState, Error> {
+        self.post(&format!("/api/v1/killswitch/tenants/{tenant_id}/freeze"), request)
+            .await
+    }
+
+    pub async fn unfreeze_tenant(&self, tenant_id: Uuid) -> Result<KillSwitchState, Error> {
+        self.post_empty(&format!("/api/v1/killswitch/tenants/{tenant_id}/unfreeze"))
+            .await
+    }
+
+    /// Freezes one API key.
+    pub async fn freeze_key(&self, key_id: Uuid, request: &FreezeRequest) -> Result<KillSwitchState, Error> {
+        self.post(&format!("/api/v1/killswitch/keys/{key_id}/freeze"), request)
+            .await
+    }
+
+    pub async fn unfreeze_key(&self, key_id: Uuid) -> Result<KillSwitchState, Error> {
+        self.post_empty(&format!("/api/v1/killswitch/keys/{key_id}/unfreeze"))
+            .await
+    }
+
+    /// The tenant's kill-switch state and history (the operator names the tenant).
+    pub async fn kill_switch_status(&self, tenant_id: Option<Uuid>) -> Result<KillSwitchOverview, Error> {
+        let request = self
+            .request(Method::GET, "/api/v1/killswitch")
+            .query(&KillSwitchQuery { tenant_id });
+        let (status, id, bytes) = Self::body(self.send(Method::GET, request).await?).await?;
+        Ok(Self::decode::<DataEnvelope<_>>(status, id, &bytes)?.data)
     }
 
     // ---- API keys (the caller's tenant) ---------------------------------------------

@@ -21,6 +21,7 @@ pub mod auth_epoch;
 pub mod db;
 pub mod error;
 pub mod governance;
+pub mod killswitch;
 pub mod mcp;
 pub mod migrations;
 pub mod tenants;

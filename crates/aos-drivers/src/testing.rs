@@ -120,6 +120,11 @@ pub async fn postgres() -> TestDatabase {
     let db = Database::connect(options(url.clone()))
         .await
         .expect("open the PostgreSQL test database");
+    // The template is keyed by the migrations' fingerprint, which cargo may not recompute
+    // for a brand-new migration folder: apply whatever the clone lacks (usually nothing).
+    db.run_migrations()
+        .await
+        .expect("bring the PostgreSQL test database up to date");
     TestDatabase {
         db,
         url,

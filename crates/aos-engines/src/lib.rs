@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod error;
 pub mod governance;
+pub mod killswitch;
 pub mod mcp;
 pub mod outbound;
 pub mod paging;

@@ -14,6 +14,7 @@
 
 pub mod api_key;
 pub mod governance;
+pub mod killswitch;
 pub mod mcp;
 pub mod schema;
 pub mod sql_types;

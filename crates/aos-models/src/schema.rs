@@ -330,6 +330,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{UtcTimestamp, Uuid};
+
+    killswitch_state (entity_type, entity_id) {
+        entity_type -> Text,
+        entity_id -> Uuid,
+        tenant_id -> Uuid,
+        frozen -> Bool,
+        reason -> Nullable<Text>,
+        changed_by -> Text,
+        changed_at -> UtcTimestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(mcp_servers -> tenants (tenant_id));
 diesel::joinable!(mcp_tools -> mcp_servers (server_id));
@@ -347,5 +362,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_heads,
     approvals,
     incidents,
-    policy_modules
+    policy_modules,
+    killswitch_state
 );

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     Conflict,
     /// Too many requests; retry after the `Retry-After` header.
     RateLimited,
+    /// The caller's tenant or key is frozen by the kill switch (423); nothing went upstream.
+    KillSwitchActive,
     /// A customer's upstream (an MCP server) failed, timed out or answered garbage.
     UpstreamError,
     /// A dependency (the database) is unavailable; retry later.
@@ -60,6 +62,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
             Self::RateLimited => "rate_limited",
+            Self::KillSwitchActive => "kill_switch_active",
             Self::UpstreamError => "upstream_error",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal",
@@ -112,6 +115,7 @@ mod tests {
             ErrorCode::MethodNotAllowed,
             ErrorCode::Conflict,
             ErrorCode::RateLimited,
+            ErrorCode::KillSwitchActive,
             ErrorCode::UpstreamError,
             ErrorCode::ServiceUnavailable,
             ErrorCode::Internal,

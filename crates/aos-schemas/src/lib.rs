@@ -13,6 +13,7 @@ pub mod api_keys;
 pub mod envelope;
 pub mod error;
 pub mod governance;
+pub mod killswitch;
 pub mod mcp;
 pub mod session;
 pub mod system;

@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) policy: Arc<dyn PolicyChecker>,
     pub(crate) signer: Arc<ManifestSigner>,
     pub(crate) approvals: crate::config::ApprovalSettings,
+    /// What is frozen, as this replica knows it (refreshed every [`KILLSWITCH_POLL`]).
+    pub(crate) kill_switch: Arc<aos_engines::killswitch::KillSwitch>,
     /// Stops the background loops (credential epoch, health checks) when the last handle goes.
     _poller: DropGuard,
     /// The runtime that opened the spine: operations run here, not on the (per-worker,
@@ -186,7 +188,48 @@ async fn poll_credential_epoch(db: Database, auth: Arc<Authenticator>, every: Du
     }
 }
 
+/// How often each replica re-reads the frozen set: a freeze anywhere takes effect
+/// everywhere within this interval.
+pub const KILLSWITCH_POLL: Duration = Duration::from_millis(250);
+
+async fn poll_kill_switch(
+    db: Database,
+    switch: Arc<aos_engines::killswitch::KillSwitch>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let result = match db.conn().await {
+            Ok(mut conn) => switch.refresh(&mut conn).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(()) if failing => {
+                tracing::info!("kill-switch state readable again");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(error) if !failing => {
+                tracing::warn!(%error, "cannot read the kill-switch state; keeping the last one");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 impl Spine {
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// Opens the database and loads credentials. Does not migrate: see [`Spine::migrate`].
     pub async fn open(config: &SpineConfig) -> Result<Self, StartError> {
         config.validate()?;
@@ -235,6 +278,13 @@ impl Spine {
             Duration::from_millis(auth_config.cache_poll_ms),
             stop.clone(),
         ));
+        let kill_switch = Arc::new(aos_engines::killswitch::KillSwitch::new());
+        tokio::spawn(poll_kill_switch(
+            db.clone(),
+            Arc::clone(&kill_switch),
+            KILLSWITCH_POLL,
+            stop.clone(),
+        ));
         if config.approvals.sweep_interval_ms > 0 {
             tokio::spawn(sweep_approvals(
                 db.clone(),
@@ -254,6 +304,7 @@ impl Spine {
                 policy,
                 signer,
                 approvals: config.approvals.clone(),
+                kill_switch,
                 _poller: stop.drop_guard(),
                 runtime: tokio::runtime::Handle::current(),
                 tasks: TaskTracker::new(),

@@ -3,6 +3,7 @@
 pub mod admin_tenants;
 pub mod api_keys;
 pub mod governance;
+pub mod killswitch;
 pub mod mcp_endpoint;
 pub mod mcp_servers;
 pub mod session;

@@ -8,7 +8,7 @@
 //! [`verify`] finds.
 
 use aos_drivers::{Conn, governance as db};
-use aos_models::governance::AuditEventRow;
+pub use aos_models::governance::AuditEventRow;
 use aos_models::{DbJson, DbTime, DbUuid};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

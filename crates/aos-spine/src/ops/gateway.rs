@@ -156,6 +156,9 @@ impl GatewayBackend for SpineGateway {
                 Err(err) if err.code == ErrorCode::InvalidToolInput => {
                     return Ok(CallOutcome::Refused(format!("invalid arguments: {}", err.message)));
                 }
+                Err(err) if err.code == ErrorCode::KillSwitchActive => {
+                    return Ok(CallOutcome::Refused(err.message));
+                }
                 Err(err) if err.code == ErrorCode::NotFound => {
                     return Ok(CallOutcome::Refused("this tool is no longer available".to_owned()));
                 }

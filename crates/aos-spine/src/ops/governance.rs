@@ -142,6 +142,8 @@ impl Workflow for Invoke {
     fn run(self, cx: WorkflowContext) -> OpFuture<'static, Self::Output> {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::McpInvoke)?;
+            // A frozen tenant or key is refused before anything is read or sent.
+            crate::ops::killswitch::check(&cx.shared.kill_switch, &self.actor)?;
             let caller = Caller {
                 actor: self.actor.audit_actor(),
                 principal: self.actor.actor(),
@@ -213,6 +215,8 @@ impl Workflow for Approve {
     fn run(self, cx: WorkflowContext) -> OpFuture<'static, Self::Output> {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::ApprovalsDecide)?;
+            // Approving runs the stored call: not while the tenant (or this key) is frozen.
+            crate::ops::killswitch::check(&cx.shared.kill_switch, &self.actor)?;
             let actor = self.actor.audit_actor();
             let by = self.actor.actor();
             let (mcp, id, reason) = (Arc::clone(cx.mcp()), self.approval_id, self.request.reason);
@@ -434,24 +438,7 @@ impl Operation for ListAuditEvents {
             };
             let (rows, next) = audit::list(cx.conn, tenant, &filter, after, limit).await?;
             Ok(ListEnvelope {
-                data: rows
-                    .into_iter()
-                    .map(|e| api::AuditEvent {
-                        id: e.id.into(),
-                        seq: e.seq,
-                        occurred_at: e.occurred_at.into(),
-                        actor_type: e.actor_type,
-                        actor_id: e.actor_id,
-                        event_type: e.event_type,
-                        subject_type: e.subject_type,
-                        subject_id: e.subject_id,
-                        decision: e.decision,
-                        policy_revision: e.policy_revision,
-                        details: e.details.0,
-                        prev_hash: e.prev_hash,
-                        event_hash: e.event_hash,
-                    })
-                    .collect(),
+                data: rows.into_iter().map(audit_to_api).collect(),
                 meta: ListMeta {
                     total: None,
                     limit,
@@ -459,6 +446,25 @@ impl Operation for ListAuditEvents {
                 },
             })
         })
+    }
+}
+
+/// An audit-chain row as the API shows it.
+pub(crate) fn audit_to_api(e: aos_engines::governance::audit::AuditEventRow) -> api::AuditEvent {
+    api::AuditEvent {
+        id: e.id.into(),
+        seq: e.seq,
+        occurred_at: e.occurred_at.into(),
+        actor_type: e.actor_type,
+        actor_id: e.actor_id,
+        event_type: e.event_type,
+        subject_type: e.subject_type,
+        subject_id: e.subject_id,
+        decision: e.decision,
+        policy_revision: e.policy_revision,
+        details: e.details.0,
+        prev_hash: e.prev_hash,
+        event_hash: e.event_hash,
     }
 }
 

@@ -32,6 +32,8 @@
 //! | `telemetry.integration_keys.issue` / `revoke` | write | `admin` |
 //! | `telemetry.integration_keys.list` | read | `admin` |
 //! | `telemetry.ingest` | write | integration key |
+//! | `killswitch.change` | write | founder (any tenant or key); `admin` (own tenant and keys) |
+//! | `killswitch.status` | read | founder (`?tenant_id=`); `admin`, `proxy:invoke` or `mcp:invoke` (own tenant) |
 //! | `mcp.gateway.catalog` | read | `mcp:invoke` (the `/mcp` endpoint's `tools/list`; `tools/call` runs `invoke_tool`) |
 //! | `mcp.gateway.named_catalog` | read | `mcp:read` or `mcp:invoke` |
 //! | `telemetry.usage.summary` / `daily` / `history` | read | `telemetry:read` (integration keys: own, with `can_read`) |
@@ -40,6 +42,7 @@ pub mod api_keys;
 pub mod cursor;
 pub mod gateway;
 pub mod governance;
+pub mod killswitch;
 pub mod mcp;
 pub mod session;
 pub mod telemetry;

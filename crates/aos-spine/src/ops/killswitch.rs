@@ -1,0 +1,168 @@
+//! The kill switch: `killswitch.freeze` / `unfreeze` (write) and `killswitch.status`
+//! (read). The platform operator may freeze any tenant or key; a tenant admin (`admin`)
+//! its own tenant and keys. Enforcement is [`Spine::kill_switch_check`], called by the
+//! operations that send traffic upstream before they do anything else.
+
+use aos_engines::auth::Scope;
+use aos_engines::governance::audit::{self, AuditFilter};
+use aos_engines::killswitch::{self, Entity, StateRow as KillSwitchRow};
+use aos_schemas::ErrorCode;
+use aos_schemas::killswitch as api;
+use uuid::Uuid;
+
+use crate::context::AuthContext;
+use crate::error::{SpineError, SpineResult};
+use crate::op::{Mode, OpFuture, Operation, OperationContext};
+use crate::spine::Spine;
+
+/// What to freeze or unfreeze.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Tenant(Uuid),
+    Key(Uuid),
+}
+
+/// `killswitch.freeze` / `killswitch.unfreeze`.
+pub struct Change {
+    pub actor: AuthContext,
+    pub target: Target,
+    pub freeze: bool,
+    pub request: api::FreezeRequest,
+}
+
+fn to_api(row: &KillSwitchRow) -> api::KillSwitchState {
+    api::KillSwitchState {
+        entity_type: row.entity_type.clone(),
+        entity_id: row.entity_id.0,
+        tenant_id: row.tenant_id.0,
+        frozen: row.frozen,
+        reason: row.reason.clone(),
+        changed_by: row.changed_by.clone(),
+        changed_at: row.changed_at.into(),
+    }
+}
+
+/// The tenant an admin caller may act on (`None` for the operator: any).
+fn scope_of(actor: &AuthContext) -> Result<Option<Uuid>, SpineError> {
+    match actor {
+        AuthContext::Founder => Ok(None),
+        _ => actor.tenant_with(Scope::Admin).map(Some),
+    }
+}
+
+impl Operation for Change {
+    const NAME: &'static str = "killswitch.change";
+    const MODE: Mode = Mode::Write;
+    type Output = KillSwitchRow;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let allowed = scope_of(&self.actor)?;
+            let (tenant, entity) = match self.target {
+                Target::Tenant(id) => {
+                    if allowed.is_some_and(|own| own != id) {
+                        return Err(SpineError::new(ErrorCode::NotFound, "no such tenant"));
+                    }
+                    aos_engines::tenants::get(cx.conn, id).await?;
+                    (id, Entity::Tenant(id))
+                }
+                Target::Key(id) => (killswitch::key_tenant(cx.conn, allowed, id).await?, Entity::Key(id)),
+            };
+            let actor = self.actor.audit_actor();
+            let row = if self.freeze {
+                killswitch::freeze(cx.conn, tenant, entity, self.request.reason, &actor).await?
+            } else {
+                killswitch::unfreeze(cx.conn, tenant, entity, &actor).await?
+            };
+            Ok(row)
+        })
+    }
+}
+
+/// `killswitch.status`: the tenant's state and history.
+pub struct Status {
+    pub actor: AuthContext,
+    pub query: api::KillSwitchQuery,
+}
+
+impl Operation for Status {
+    const NAME: &'static str = "killswitch.status";
+    const MODE: Mode = Mode::Read;
+    type Output = api::KillSwitchOverview;
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = match (&self.actor, self.query.tenant_id) {
+                (AuthContext::Founder, Some(id)) => {
+                    aos_engines::tenants::get(cx.conn, id).await?;
+                    id
+                }
+                (AuthContext::Founder, None) => {
+                    return Err(SpineError::bad_request(
+                        "the platform operator names the tenant: ?tenant_id=",
+                    ));
+                }
+                (actor, _) => actor.tenant_with_any(&[Scope::Admin, Scope::ProxyInvoke, Scope::McpInvoke])?,
+            };
+            let rows = killswitch::states(cx.conn, tenant).await?;
+            let mut history = Vec::new();
+            for event_type in ["KILLSWITCH_FROZEN", "KILLSWITCH_UNFROZEN"] {
+                let filter = AuditFilter {
+                    event_type: Some(event_type.to_owned()),
+                    ..AuditFilter::default()
+                };
+                let (events, _) = audit::list(cx.conn, tenant, &filter, 0, 500).await?;
+                history.extend(events);
+            }
+            history.sort_by_key(|e| e.seq);
+            Ok(api::KillSwitchOverview {
+                tenant_id: tenant,
+                tenant_frozen: rows.iter().any(|r| r.entity_type == "tenant" && r.frozen),
+                frozen_keys: rows
+                    .iter()
+                    .filter(|r| r.entity_type == "key" && r.frozen)
+                    .map(|r| r.entity_id.0)
+                    .collect(),
+                states: rows.iter().map(to_api).collect(),
+                history: history.into_iter().map(crate::ops::governance::audit_to_api).collect(),
+            })
+        })
+    }
+}
+
+impl Spine {
+    /// Freezes or unfreezes, and applies the change on this replica at once (the others
+    /// pick it up within [`crate::spine::KILLSWITCH_POLL`]).
+    pub async fn kill_switch_change(&self, change: Change) -> SpineResult<api::KillSwitchState> {
+        let row = self.execute(change).await?;
+        self.shared().kill_switch.apply(&row);
+        Ok(to_api(&row))
+    }
+
+    /// Refuses a caller whose tenant or key is frozen (423 `kill_switch_active`).
+    pub fn kill_switch_check(&self, actor: &AuthContext) -> Result<(), SpineError> {
+        check(&self.shared().kill_switch, actor)
+    }
+}
+
+pub(crate) fn check(switch: &killswitch::KillSwitch, actor: &AuthContext) -> Result<(), SpineError> {
+    let (tenant, key) = match actor {
+        AuthContext::Founder => return Ok(()),
+        AuthContext::Machine { tenant_id, key_id, .. } => (*tenant_id, Some(*key_id)),
+        AuthContext::Human { tenant_id, .. } | AuthContext::Integration { tenant_id, .. } => (*tenant_id, None),
+    };
+    match switch.check(tenant, key) {
+        None => Ok(()),
+        Some(frozen) => {
+            let what = match frozen.entity {
+                Entity::Tenant(_) => "this tenant",
+                Entity::Key(_) => "this API key",
+            };
+            let reason = frozen.reason.map(|r| format!(": {r}")).unwrap_or_default();
+            Err(SpineError::new(
+                ErrorCode::KillSwitchActive,
+                format!("kill switch active: {what} is frozen{reason}"),
+            ))
+        }
+    }
+}
