@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aos_spine::{ApprovalSettings, PolicySettings};
 use aos_tests::mcp_servers::{self, GovServer};
-use aos_tests::{Backend, Options, TestApp, spawn_opts};
+use aos_tests::{Backend, Options, TestApp, call, mcp_tenant, register_server, spawn_opts};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -34,20 +34,8 @@ struct Tenant {
 }
 
 async fn tenant(app: &TestApp, name: &str) -> Tenant {
-    let id = app.create_tenant(name).await;
-    let (_, key) = app.create_key(&id, &["mcp:read", "mcp:admin", "mcp:invoke"]).await;
+    let (id, key) = mcp_tenant(app, name).await;
     Tenant { id, key }
-}
-
-async fn call(app: &TestApp, key: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = app.as_(key, method, path);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// Registers a GovServer (discovering its tools); returns (server id, tool ids by name).
@@ -57,27 +45,7 @@ async fn register(
     url: &str,
     extra: Value,
 ) -> (String, std::collections::HashMap<String, String>) {
-    let mut body = json!({"name": "gov", "url": url});
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    let (status, body) = call(app, &t.key, Method::POST, SERVERS, Some(body)).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert!(body["data"]["discovery"].is_object(), "{body}");
-    let server = body["data"]["server"]["id"].as_str().unwrap().to_owned();
-    let (_, tools) = call(app, &t.key, Method::GET, &format!("{SERVERS}/{server}/tools"), None).await;
-    let ids = tools["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_owned(),
-                t["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    (server, ids)
+    register_server(app, &t.key, "gov", url, extra).await
 }
 
 async fn invoke(app: &TestApp, key: &str, server: &str, tool: &str, input: Value) -> (StatusCode, Value) {

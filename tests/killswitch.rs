@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use aos_tests::mcp_servers::{self, GovServer};
-use aos_tests::{Backend, Options, TestApp, spawn_opts, spawn_replicas};
+use aos_tests::{Backend, Options, TestApp, call, register_server, spawn_opts, spawn_replicas};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -18,17 +18,6 @@ aos_tests::for_each_backend!(
     a_frozen_key_or_tenant_is_refused_before_anything_goes_upstream,
     replicas_follow_within_a_second_and_tenants_stay_apart,
 );
-
-async fn call(app: &TestApp, key: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = app.as_(key, method, path);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
 
 struct Setup {
     tenant: String,
@@ -44,26 +33,8 @@ async fn setup(app: &TestApp, name: &str, upstream: &str) -> Setup {
     let tenant = app.create_tenant(name).await;
     let (_, ops) = app.create_key(&tenant, &["admin"]).await;
     let (agent_id, agent) = app.create_key(&tenant, &["mcp:invoke", "mcp:read"]).await;
-    let (status, body) = call(
-        app,
-        &ops,
-        Method::POST,
-        SERVERS,
-        Some(json!({"name": "gov", "url": upstream})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let server = body["data"]["server"]["id"].as_str().unwrap().to_owned();
-    let (_, tools) = call(app, &ops, Method::GET, &format!("{SERVERS}/{server}/tools"), None).await;
-    let echo = tools["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "echo")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (server, tools) = register_server(app, &ops, "gov", upstream, json!({})).await;
+    let echo = tools["echo"].clone();
     Setup {
         tenant,
         ops,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aos_tests::mcp_servers::{self, GovServer};
-use aos_tests::{Backend, Options, TestApp, spawn_opts, spawn_replicas};
+use aos_tests::{Backend, Options, TestApp, call, mcp_tenant, register_server, spawn_opts, spawn_replicas};
 use reqwest::{Method, StatusCode};
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientConfig, ClientJsonRpcMessage, ProtocolVersion, ServerJsonRpcMessage,
@@ -36,20 +36,8 @@ struct Tenant {
 }
 
 async fn tenant(app: &TestApp, name: &str) -> Tenant {
-    let id = app.create_tenant(name).await;
-    let (_, key) = app.create_key(&id, &["mcp:read", "mcp:admin", "mcp:invoke"]).await;
+    let (id, key) = mcp_tenant(app, name).await;
     Tenant { id, key }
-}
-
-async fn call(app: &TestApp, key: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = app.as_(key, method, path);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// Registers a GovServer named `name`; returns (server id, tool ids by name).
@@ -59,29 +47,7 @@ async fn register(
     name: &str,
     url: &str,
 ) -> (String, std::collections::HashMap<String, String>) {
-    let (status, body) = call(
-        app,
-        &t.key,
-        Method::POST,
-        SERVERS,
-        Some(json!({"name": name, "url": url})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let server = body["data"]["server"]["id"].as_str().unwrap().to_owned();
-    let (_, tools) = call(app, &t.key, Method::GET, &format!("{SERVERS}/{server}/tools"), None).await;
-    let ids = tools["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_owned(),
-                t["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    (server, ids)
+    register_server(app, &t.key, name, url, json!({})).await
 }
 
 /// A client handler that counts `tools/list_changed` notifications.

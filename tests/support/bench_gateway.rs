@@ -17,8 +17,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use aos_tests::bench::{concurrency, quantile, run};
 use aos_tests::mcp_servers::{self, GovServer};
 use aos_tests::{Backend, Options, spawn_opts};
 use rmcp::ServiceExt;
@@ -27,48 +27,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::json;
 
-const CALLS_PER_PHASE: usize = 800;
-const DEFAULT_CONCURRENCY: usize = 4;
 const PHASES: usize = 3;
-
-fn quantile(samples: &[Duration], q: f64) -> Duration {
-    samples[((samples.len() as f64 - 1.0) * q) as usize]
-}
-
-fn concurrency() -> usize {
-    std::env::var("AOS_BENCH_CONCURRENCY")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .filter(|c| *c >= 1)
-        .unwrap_or(DEFAULT_CONCURRENCY)
-}
-
-async fn run<F, Fut>(call: F) -> Vec<Duration>
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let call = Arc::new(call);
-    let mut tasks = Vec::new();
-    let concurrency = concurrency();
-    for _ in 0..concurrency {
-        let call = Arc::clone(&call);
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Vec::with_capacity(CALLS_PER_PHASE / concurrency);
-            for _ in 0..CALLS_PER_PHASE / concurrency {
-                let started = Instant::now();
-                call().await;
-                samples.push(started.elapsed());
-            }
-            samples
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
-    all
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -79,39 +38,9 @@ async fn main() {
     };
     let app = Arc::new(spawn_opts(backend, Options::default()).await);
     let upstream = mcp_servers::streamable_http(GovServer::default(), None).await;
-    let tenant = app.create_tenant("bench").await;
-    let (_, key) = app.create_key(&tenant, &["mcp:admin", "mcp:read", "mcp:invoke"]).await;
-    let registered: serde_json::Value = app
-        .as_(&key, reqwest::Method::POST, "/api/v1/integrations/mcp-servers")
-        .json(&json!({"name": "bench", "url": upstream.url}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let server = registered["data"]["server"]["id"].as_str().unwrap().to_owned();
-    let tools: serde_json::Value = app
-        .as_(
-            &key,
-            reqwest::Method::GET,
-            &format!("/api/v1/integrations/mcp-servers/{server}/tools"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let echo = tools["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "echo")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, key) = aos_tests::mcp_tenant(&app, "bench").await;
+    let (server, tools) = aos_tests::register_server(&app, &key, "bench", &upstream.url, json!({})).await;
+    let echo = tools["echo"].clone();
     let invoke_url = app.url(&format!(
         "/api/v1/integrations/mcp-servers/{server}/tools/{echo}/invoke"
     ));

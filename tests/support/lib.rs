@@ -18,6 +18,7 @@ use secrecy::SecretString;
 
 pub use aos_drivers::Backend;
 
+pub mod bench;
 pub mod mcp_servers;
 
 /// The operator token every test server accepts.
@@ -331,4 +332,69 @@ pub fn workspace_bin(name: &str) -> std::path::PathBuf {
         path.display()
     );
     path
+}
+
+/// A request as `key` with an optional JSON body; the status and the body (JSON, or the
+/// text as a JSON string when it is not JSON).
+pub async fn call(
+    app: &TestApp,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut request = app.as_(key, method, path);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the request reaches the server");
+    let status = response.status();
+    let text = response.text().await.expect("a readable body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// A tenant with a key holding the MCP scopes (`mcp:read`, `mcp:admin`, `mcp:invoke`):
+/// (tenant id, key).
+pub async fn mcp_tenant(app: &TestApp, name: &str) -> (String, String) {
+    let id = app.create_tenant(name).await;
+    let (_, key) = app.create_key(&id, &["mcp:read", "mcp:admin", "mcp:invoke"]).await;
+    (id, key)
+}
+
+/// Registers the MCP server at `url` as `name` (plus `extra` fields), discovering its
+/// tools: (server id, tool ids by tool name).
+pub async fn register_server(
+    app: &TestApp,
+    key: &str,
+    name: &str,
+    url: &str,
+    extra: serde_json::Value,
+) -> (String, std::collections::HashMap<String, String>) {
+    const SERVERS: &str = "/api/v1/integrations/mcp-servers";
+    let mut body = serde_json::json!({"name": name, "url": url});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let (status, body) = call(app, key, reqwest::Method::POST, SERVERS, Some(body)).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    assert!(body["data"]["discovery"].is_object(), "{body}");
+    let server = body["data"]["server"]["id"].as_str().expect("a server id").to_owned();
+    let (_, tools) = call(
+        app,
+        key,
+        reqwest::Method::GET,
+        &format!("{SERVERS}/{server}/tools"),
+        None,
+    )
+    .await;
+    let ids = tools["data"]
+        .as_array()
+        .expect("a tool list")
+        .iter()
+        .filter_map(|t| Some((t["name"].as_str()?.to_owned(), t["id"].as_str()?.to_owned())))
+        .collect();
+    (server, ids)
 }
