@@ -21,6 +21,7 @@ aos_tests::for_each_backend!(
 
 struct Setup {
     tenant: String,
+    ops_id: String,
     ops: String,
     agent_id: String,
     agent: String,
@@ -31,12 +32,13 @@ struct Setup {
 /// A tenant with an admin key (`ops`) and an agent key, and a registered GovServer.
 async fn setup(app: &TestApp, name: &str, upstream: &str) -> Setup {
     let tenant = app.create_tenant(name).await;
-    let (_, ops) = app.create_key(&tenant, &["admin"]).await;
+    let (ops_id, ops) = app.create_key(&tenant, &["admin"]).await;
     let (agent_id, agent) = app.create_key(&tenant, &["mcp:invoke", "mcp:read"]).await;
     let (server, tools) = register_server(app, &ops, "gov", upstream, json!({})).await;
     let echo = tools["echo"].clone();
     Setup {
         tenant,
+        ops_id,
         ops,
         agent_id,
         agent,
@@ -192,7 +194,8 @@ async fn a_frozen_key_or_tenant_is_refused_before_anything_goes_upstream(backend
         .await
         .unwrap();
     assert_eq!(founder_view["data"]["tenant_frozen"], true);
-    let (status, _) = call(
+    // The operator's freeze is the operator's to lift.
+    let (status, body) = call(
         &app,
         &s.ops,
         Method::POST,
@@ -200,8 +203,72 @@ async fn a_frozen_key_or_tenant_is_refused_before_anything_goes_upstream(backend
         None,
     )
     .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let status = app
+        .founder(
+            Method::POST,
+            &format!("/api/v1/killswitch/tenants/{}/unfreeze", s.tenant),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(invoke(&app, &s, &s.agent).await.0, StatusCode::OK);
+
+    // A frozen admin key cannot free itself; another admin can.
+    let ops_id = s.ops_id.clone();
+    let (status, _) = call(
+        &app,
+        &s.ops,
+        Method::POST,
+        &format!("/api/v1/killswitch/keys/{ops_id}/freeze"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = call(
+        &app,
+        &s.ops,
+        Method::POST,
+        &format!("/api/v1/killswitch/keys/{ops_id}/unfreeze"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (_, other_admin) = app.create_key(&s.tenant, &["admin"]).await;
+    let (status, _) = call(
+        &app,
+        &other_admin,
+        Method::POST,
+        &format!("/api/v1/killswitch/keys/{ops_id}/unfreeze"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A malformed body is refused, not read as "no reason".
+    let response = app
+        .as_(
+            &s.ops,
+            Method::POST,
+            &format!("/api/v1/killswitch/keys/{}/freeze", s.agent_id),
+        )
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let (status, _) = call(
+        &app,
+        &s.ops,
+        Method::POST,
+        &format!("/api/v1/killswitch/keys/{}/freeze", s.agent_id),
+        Some(json!({"reason": "x", "extra": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "unknown fields are refused");
     assert_eq!(gov.calls_of("echo"), 4);
 
     // A key without `admin` may read the state but not change it; a bad reason is a 422.

@@ -573,6 +573,30 @@ async fn websocket_clients_call_and_hear_catalog_changes(backend: Backend) {
         }
     }
 
+    // A key revoked while its socket is open: the connection ends within a few seconds.
+    {
+        use futures::StreamExt;
+        let (key_id, doomed) = app.create_key(&t.id, &["mcp:invoke"]).await;
+        let mut socket = raw_socket(&app, &doomed).await;
+        let status = app
+            .founder(Method::DELETE, &format!("/api/v1/admin/api-keys/{key_id}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "{status}");
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match socket.next().await {
+                    None | Some(Err(_)) | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => break,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the socket of a revoked key stayed open");
+    }
+
     // Without credentials the upgrade is refused with 401.
     let anonymous = app.url("/mcp/ws").replace("http://", "ws://");
     let refused = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(anonymous))

@@ -150,3 +150,40 @@ impl ResponseError for ApiError {
         response.json(self.envelope())
     }
 }
+
+/// An optional JSON body: absent or blank means `T::default()`; anything else must be a
+/// JSON body (`application/json`) that parses as `T`, or the request is refused — a
+/// malformed body is never silently treated as no body.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Default + 'static> actix_web::FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &actix_web::HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        let bytes = actix_web::web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            let body = bytes
+                .await
+                .map_err(|err| ApiError::new(ErrorCode::PayloadTooLarge, format!("cannot read the body: {err}")))?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Self(T::default()));
+            }
+            let is_json = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+            if !is_json {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "send the body as application/json (or no body)",
+                ));
+            }
+            serde_json::from_slice(&body)
+                .map(Self)
+                .map_err(|err| ApiError::new(ErrorCode::BadRequest, format!("invalid JSON body: {err}")))
+        })
+    }
+}

@@ -152,13 +152,13 @@ impl ClientBuilder {
     }
 
     pub fn build(self) -> Result<Client, Error> {
+        // The URL is not repeated in errors: it may carry credentials by mistake.
         let base = url::Url::parse(&self.base_url)
-            .map_err(|err| Error::Config(format!("base URL {:?}: {err}", self.base_url)))?;
+            .map_err(|err| Error::Config(format!("the base URL is not a URL: {err}")))?;
         if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
-            return Err(Error::Config(format!(
-                "base URL {:?}: use http:// or https:// and a host",
-                self.base_url
-            )));
+            return Err(Error::Config(
+                "the base URL must be http:// or https:// with a host".to_owned(),
+            ));
         }
         if !base.username().is_empty() || base.password().is_some() || base.query().is_some() {
             return Err(Error::Config(

@@ -90,6 +90,14 @@ impl KillSwitch {
             .cloned()
     }
 
+    /// Whether this exact entity is frozen (not counting its tenant).
+    pub fn is_frozen(&self, entity: Entity) -> bool {
+        self.frozen
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&entity)
+    }
+
     /// Applies a committed change on this replica at once.
     pub fn apply(&self, row: &KillSwitchRow) {
         let Some(entity) = Entity::of(row) else { return };
@@ -134,8 +142,26 @@ pub async fn freeze(
     change(conn, tenant, entity, true, reason, actor).await
 }
 
-/// Unfreezes `entity` of `tenant` (409 if it is not frozen).
-pub async fn unfreeze(conn: &mut Conn, tenant: Uuid, entity: Entity, actor: &Actor) -> EngineResult<KillSwitchRow> {
+/// Who the platform operator is in `changed_by`.
+pub const OPERATOR: &str = "founder";
+
+/// Unfreezes `entity` of `tenant` (409 if it is not frozen). A freeze the platform
+/// operator made is lifted by the operator only (`by_operator`).
+pub async fn unfreeze(
+    conn: &mut Conn,
+    tenant: Uuid,
+    entity: Entity,
+    actor: &Actor,
+    by_operator: bool,
+) -> EngineResult<KillSwitchRow> {
+    if !by_operator {
+        let current = db::get(conn, tenant.into(), entity.kind(), entity.id().into()).await?;
+        if current.is_some_and(|row| row.frozen && row.changed_by == OPERATOR) {
+            return Err(EngineError::Forbidden(
+                "the platform operator froze this; only the operator can unfreeze it".into(),
+            ));
+        }
+    }
     change(conn, tenant, entity, false, None, actor).await
 }
 

@@ -16,7 +16,7 @@ use aos_spine::ops::mcp::{Health, SetToolEnabled, SetToolRisk};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, OptionalJson};
 
 fn ok<T: serde::Serialize>(data: T) -> HttpResponse {
     HttpResponse::Ok().json(DataEnvelope::new(data))
@@ -228,10 +228,6 @@ pub async fn get_approval(
         .await?))
 }
 
-fn decision_body(body: Option<web::Json<DecideApprovalRequest>>) -> DecideApprovalRequest {
-    body.map(web::Json::into_inner).unwrap_or_default()
-}
-
 /// Approve (needs `approvals:decide`; not your own request). A gated tool call runs now,
 /// exactly once; its result is in `invocation`.
 #[utoipa::path(tag = "approvals", security(("bearer" = [])), params(("approval_id" = Uuid, Path)), request_body = Option<DecideApprovalRequest>,
@@ -242,13 +238,13 @@ pub async fn approve(
     spine: web::Data<Spine>,
     caller: Caller,
     path: web::Path<Uuid>,
-    body: Option<web::Json<DecideApprovalRequest>>,
+    body: OptionalJson<DecideApprovalRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(spine
         .run(ops::Approve {
             actor: caller.0,
             approval_id: path.into_inner(),
-            request: decision_body(body),
+            request: body.0,
         })
         .await?))
 }
@@ -262,13 +258,13 @@ pub async fn deny(
     spine: web::Data<Spine>,
     caller: Caller,
     path: web::Path<Uuid>,
-    body: Option<web::Json<DecideApprovalRequest>>,
+    body: OptionalJson<DecideApprovalRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(spine
         .execute(ops::Deny {
             actor: caller.0,
             approval_id: path.into_inner(),
-            request: decision_body(body),
+            request: body.0,
         })
         .await?))
 }
@@ -340,13 +336,13 @@ pub async fn resolve_incident(
     spine: web::Data<Spine>,
     caller: Caller,
     path: web::Path<Uuid>,
-    body: Option<web::Json<ResolveIncidentRequest>>,
+    body: OptionalJson<ResolveIncidentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(spine
         .execute(ops::ResolveIncident {
             actor: caller.0,
             incident_id: path.into_inner(),
-            request: body.map(web::Json::into_inner).unwrap_or_default(),
+            request: body.0,
         })
         .await?))
 }

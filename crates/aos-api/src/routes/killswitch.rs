@@ -9,21 +9,21 @@ use aos_spine::ops::killswitch::{Change, Status, Target};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, OptionalJson};
 
 async fn change(
     spine: &Spine,
     caller: Caller,
     target: Target,
     freeze: bool,
-    body: Option<web::Json<FreezeRequest>>,
+    body: FreezeRequest,
 ) -> Result<HttpResponse, ApiError> {
     let state = spine
         .kill_switch_change(Change {
             actor: caller.0,
             target,
             freeze,
-            request: body.map(web::Json::into_inner).unwrap_or_default(),
+            request: body,
         })
         .await?;
     Ok(HttpResponse::Ok().json(DataEnvelope::new(state)))
@@ -40,9 +40,9 @@ pub async fn freeze_tenant(
     spine: web::Data<Spine>,
     caller: Caller,
     path: web::Path<Uuid>,
-    body: Option<web::Json<FreezeRequest>>,
+    body: OptionalJson<FreezeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    change(&spine, caller, Target::Tenant(path.into_inner()), true, body).await
+    change(&spine, caller, Target::Tenant(path.into_inner()), true, body.0).await
 }
 
 #[utoipa::path(tag = "killswitch", security(("bearer" = [])), params(("tenant_id" = Uuid, Path)),
@@ -54,7 +54,14 @@ pub async fn unfreeze_tenant(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    change(&spine, caller, Target::Tenant(path.into_inner()), false, None).await
+    change(
+        &spine,
+        caller,
+        Target::Tenant(path.into_inner()),
+        false,
+        FreezeRequest::default(),
+    )
+    .await
 }
 
 /// Freeze one API key.
@@ -67,9 +74,9 @@ pub async fn freeze_key(
     spine: web::Data<Spine>,
     caller: Caller,
     path: web::Path<Uuid>,
-    body: Option<web::Json<FreezeRequest>>,
+    body: OptionalJson<FreezeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    change(&spine, caller, Target::Key(path.into_inner()), true, body).await
+    change(&spine, caller, Target::Key(path.into_inner()), true, body.0).await
 }
 
 #[utoipa::path(tag = "killswitch", security(("bearer" = [])), params(("key_id" = Uuid, Path)),
@@ -81,7 +88,14 @@ pub async fn unfreeze_key(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    change(&spine, caller, Target::Key(path.into_inner()), false, None).await
+    change(
+        &spine,
+        caller,
+        Target::Key(path.into_inner()),
+        false,
+        FreezeRequest::default(),
+    )
+    .await
 }
 
 /// The tenant's kill-switch state and its history.

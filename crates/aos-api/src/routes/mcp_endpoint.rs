@@ -29,7 +29,9 @@ fn host_allowed(config: &McpEndpointConfig, req: &HttpRequest) -> bool {
     if config.allowed_hosts.iter().any(|h| h == "*") {
         return true;
     }
-    let host = req.connection_info().host().to_owned();
+    // The Host header itself (or HTTP/2's authority), never X-Forwarded-Host: a client
+    // could set that to anything.
+    let host = request_host(req);
     // "name:port", "[::1]:port", "name"
     let name = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or_default().to_owned()
@@ -47,6 +49,15 @@ fn origin_allowed(config: &McpEndpointConfig, req: &HttpRequest) -> bool {
             .iter()
             .any(|o| o == "*" || o.trim_end_matches('/').eq_ignore_ascii_case(origin)),
     }
+}
+
+fn request_host(req: &HttpRequest) -> String {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default()
 }
 
 /// Host, Origin and scope: the checks every `/mcp` request passes first.
@@ -71,10 +82,7 @@ fn admit(endpoint: &Endpoint, spine: &Spine, req: &HttpRequest, caller: &Caller)
 pub fn public_base(config: &McpEndpointConfig, req: &HttpRequest) -> String {
     match &config.public_url {
         Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        }
+        None => format!("{}://{}", req.connection_info().scheme(), request_host(req)),
     }
 }
 

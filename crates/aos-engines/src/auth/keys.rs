@@ -169,6 +169,22 @@ pub async fn revoke(conn: &mut Conn, tenant_id: Option<uuid::Uuid>, id: uuid::Uu
     Ok(row)
 }
 
+/// Fails (Unauthenticated / TenantInactive) if the key was revoked, has expired, or its
+/// tenant is no longer active: the check long-lived connections repeat.
+pub async fn still_valid(conn: &mut Conn, tenant_id: uuid::Uuid, key_id: uuid::Uuid) -> EngineResult<()> {
+    let key = db::get(conn, tenant_id.into(), key_id.into())
+        .await
+        .map_err(|_| EngineError::Unauthenticated("this API key no longer exists"))?;
+    if key.revoked_at.is_some() {
+        return Err(EngineError::Unauthenticated("this API key was revoked"));
+    }
+    if key.expires_at.is_some_and(|at| at <= DbTime::now()) {
+        return Err(EngineError::Unauthenticated("this API key has expired"));
+    }
+    let tenant = tenants::get(conn, tenant_id).await?;
+    super::tenant_gate(tenant.status())
+}
+
 /// The key and its tenant for a presented key's hash, if any (authentication).
 pub async fn lookup(conn: &mut Conn, key_hash: &str) -> EngineResult<Option<(ApiKeyRow, tenants::Tenant)>> {
     let Some(key) = db::find_by_hash(conn, key_hash).await? else {

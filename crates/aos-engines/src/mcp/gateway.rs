@@ -563,7 +563,16 @@ impl<B: GatewayBackend> McpGateway<B> {
                         error
                     }
                     _ = tick.tick() => {
-                        let now = backend.catalog_revision(&principal).await.ok();
+                        let now = match backend.catalog_revision(&principal).await {
+                            Ok(now) => Some(now),
+                            // The credential is no longer good (revoked, expired, tenant
+                            // suspended): end the connection.
+                            Err(GatewayError::Forbidden(why)) => {
+                                tracing::info!(%why, "MCP WebSocket closed: the caller is no longer authorised");
+                                break;
+                            }
+                            Err(_) => None,
+                        };
                         if now.is_some() && now != last {
                             let changed = last.is_some();
                             last = now;

@@ -39,6 +39,11 @@ impl Operation for Catalog {
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::McpInvoke)?;
+            // Long-lived connections (the WebSocket) poll this: a key revoked or expired, or
+            // a tenant no longer active since the handshake, ends them here.
+            if let AuthContext::Machine { key_id, .. } = &self.actor {
+                aos_engines::auth::keys::still_valid(cx.conn, tenant, *key_id).await?;
+            }
             let prepared = invoke::prepare_catalog(cx.conn, tenant).await?;
             visible(&cx.shared.policy, tenant, &self.actor, prepared).await
         })

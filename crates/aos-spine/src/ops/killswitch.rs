@@ -72,7 +72,17 @@ impl Operation for Change {
             let row = if self.freeze {
                 killswitch::freeze(cx.conn, tenant, entity, self.request.reason, &actor).await?
             } else {
-                killswitch::unfreeze(cx.conn, tenant, entity, &actor).await?
+                // A frozen key cannot lift freezes (a runaway agent must not free itself).
+                if let AuthContext::Machine { key_id, .. } = &self.actor
+                    && cx.shared.kill_switch.is_frozen(Entity::Key(*key_id))
+                {
+                    return Err(SpineError::new(
+                        ErrorCode::Forbidden,
+                        "this API key is frozen; another admin or the operator must unfreeze",
+                    ));
+                }
+                let by_operator = matches!(self.actor, AuthContext::Founder);
+                killswitch::unfreeze(cx.conn, tenant, entity, &actor, by_operator).await?
             };
             Ok(row)
         })
