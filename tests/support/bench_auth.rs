@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use aos_spine::AuthConfig;
+use aos_tests::bench::quantile;
 use aos_tests::{Backend, spawn_custom, test_auth, test_mcp};
 
 const ROUNDS: usize = 3_000;
@@ -33,10 +34,6 @@ async fn measure(client: &reqwest::Client, url: &str, key: Option<&str>) -> Vec<
     }
     samples.sort();
     samples
-}
-
-fn quantile(samples: &[Duration], q: f64) -> Duration {
-    samples[((samples.len() as f64 - 1.0) * q) as usize]
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

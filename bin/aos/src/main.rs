@@ -26,7 +26,7 @@ use aos_client::schemas::mcp::{
     McpHealth, McpInvocation, McpServer, McpTool, McpTransport, RegisterMcpServerRequest, RiskLevel, SetToolRiskRequest,
 };
 use aos_client::schemas::tenants::{CreateTenantRequest, Tenant, TenantStatus, UpdateTenantRequest};
-use aos_client::{Client, Error};
+use aos_client::{Client, Error, all_pages};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -829,20 +829,16 @@ fn decision_text(d: &ApprovalDecision) -> String {
 async fn approvals(client: &Client, out: Output, command: ApprovalsCommand) -> Outcome {
     match command {
         ApprovalsCommand::List { status } => {
-            let mut query = ListApprovalsQuery {
-                status: status.map(Into::into),
-                limit: Some(200),
-                cursor: None,
-            };
-            let mut all = Vec::new();
-            loop {
-                let page = client.list_approvals(&query).await?;
-                all.extend(page.data);
-                match page.meta.next_cursor {
-                    Some(cursor) => query.cursor = Some(cursor),
-                    None => break,
-                }
-            }
+            let status: Option<ApprovalStatus> = status.map(Into::into);
+            let all = all_pages(|cursor| async move {
+                let query = ListApprovalsQuery {
+                    status,
+                    limit: Some(200),
+                    cursor,
+                };
+                client.list_approvals(&query).await
+            })
+            .await?;
             out.emit(&all, |a| approvals_table(a));
         }
         ApprovalsCommand::Show { approval_id } => {
@@ -1063,22 +1059,17 @@ fn keys_table(keys: &[ApiKey]) -> String {
 async fn keys(client: &Client, out: Output, command: KeysCommand) -> Outcome {
     match command {
         KeysCommand::List { tenant } => {
-            let mut query = PageQuery {
-                limit: Some(200),
-                cursor: None,
-            };
-            let mut all = Vec::new();
-            loop {
-                let page = match tenant {
-                    Some(tenant) => client.admin_list_api_keys(tenant, &query).await?,
-                    None => client.list_api_keys(&query).await?,
+            let all = all_pages(|cursor| async move {
+                let query = PageQuery {
+                    limit: Some(200),
+                    cursor,
                 };
-                all.extend(page.data);
-                match page.meta.next_cursor {
-                    Some(cursor) => query.cursor = Some(cursor),
-                    None => break,
+                match tenant {
+                    Some(tenant) => client.admin_list_api_keys(tenant, &query).await,
+                    None => client.list_api_keys(&query).await,
                 }
-            }
+            })
+            .await?;
             out.emit(&all, |k| keys_table(k));
         }
         KeysCommand::Create { name, scopes, tenant } => {
@@ -1135,19 +1126,14 @@ async fn set_status(client: &Client, out: Output, tenant_id: Uuid, status: Tenan
 async fn tenants(client: &Client, out: Output, command: TenantsCommand) -> Outcome {
     match command {
         TenantsCommand::List => {
-            let mut query = PageQuery {
-                limit: Some(200),
-                cursor: None,
-            };
-            let mut all = Vec::new();
-            loop {
-                let page = client.list_tenants(&query).await?;
-                all.extend(page.data);
-                match page.meta.next_cursor {
-                    Some(cursor) => query.cursor = Some(cursor),
-                    None => break,
-                }
-            }
+            let all = all_pages(|cursor| async move {
+                let query = PageQuery {
+                    limit: Some(200),
+                    cursor,
+                };
+                client.list_tenants(&query).await
+            })
+            .await?;
             out.emit(&all, |list: &Vec<Tenant>| {
                 table(
                     &["ID", "NAME", "STATUS", "ONBOARDING", "CREATED"],

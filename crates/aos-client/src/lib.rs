@@ -93,6 +93,37 @@ pub use error::{ApiError, Error};
 /// A page of a list: `data` and `meta.next_cursor`.
 pub type Page<T> = ListEnvelope<T>;
 
+/// Every item of a cursor-paged list: `fetch(cursor)` returns one page (the first with
+/// `None`), and the cursors are followed to the end.
+///
+/// ```no_run
+/// # async fn example(client: aos_client::Client) -> Result<(), aos_client::Error> {
+/// use aos_client::schemas::envelope::PageQuery;
+/// let keys = aos_client::all_pages(|cursor| {
+///     let client = client.clone();
+///     async move { client.list_api_keys(&PageQuery { limit: Some(200), cursor }).await }
+/// })
+/// .await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn all_pages<T, F, Fut>(mut fetch: F) -> Result<Vec<T>, Error>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, Error>>,
+{
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = fetch(cursor.take()).await?;
+        all.extend(page.data);
+        match page.meta.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
 const MCP_SERVERS: &str = "/api/v1/mcp/servers";
 
 /// Builds a [`Client`].
@@ -359,6 +390,13 @@ impl Client {
         self.call(Method::GET, path, None::<&()>).await
     }
 
+    /// A GET with a query string whose answer is one `{"data": ...}`.
+    async fn get_query<T: DeserializeOwned>(&self, path: &str, query: &(impl Serialize + ?Sized)) -> Result<T, Error> {
+        let request = self.request(Method::GET, path).query(query);
+        let (status, id, bytes) = Self::body(self.send(Method::GET, request).await?).await?;
+        Ok(Self::decode::<DataEnvelope<T>>(status, id, &bytes)?.data)
+    }
+
     async fn page<T: DeserializeOwned>(&self, path: &str, query: &(impl Serialize + ?Sized)) -> Result<Page<T>, Error> {
         let request = self.request(Method::GET, path).query(query);
         let (status, id, bytes) = Self::body(self.send(Method::GET, request).await?).await?;
@@ -389,20 +427,15 @@ impl Client {
 
     /// Every MCP server of the tenant, following the cursor.
     pub async fn list_all_mcp_servers(&self, include_disabled: bool) -> Result<Vec<McpServer>, Error> {
-        let mut query = ListServersQuery {
-            include_disabled,
-            limit: Some(200),
-            cursor: None,
-        };
-        let mut all = Vec::new();
-        loop {
-            let page = self.list_mcp_servers(&query).await?;
-            all.extend(page.data);
-            match page.meta.next_cursor {
-                Some(cursor) => query.cursor = Some(cursor),
-                None => return Ok(all),
-            }
-        }
+        all_pages(|cursor| async move {
+            let query = ListServersQuery {
+                include_disabled,
+                limit: Some(200),
+                cursor,
+            };
+            self.list_mcp_servers(&query).await
+        })
+        .await
     }
 
     /// Registers a server and, unless `discover` is false, discovers its tools now (a
@@ -438,22 +471,22 @@ impl Client {
 
     /// The server's latest tool invocations, newest first.
     pub async fn list_mcp_invocations(&self, server_id: Uuid, limit: Option<u32>) -> Result<Vec<McpInvocation>, Error> {
-        let request = self
-            .request(Method::GET, &format!("{MCP_SERVERS}/{server_id}/invocations"))
-            .query(&InvocationsQuery { limit });
-        let (status, id, bytes) = Self::body(self.send(Method::GET, request).await?).await?;
-        Ok(Self::decode::<DataEnvelope<_>>(status, id, &bytes)?.data)
+        self.get_query(
+            &format!("{MCP_SERVERS}/{server_id}/invocations"),
+            &InvocationsQuery { limit },
+        )
+        .await
     }
 
     // ---- MCP tools ------------------------------------------------------------------
 
     /// The server's tools (`include_unavailable` adds tools the server no longer offers).
     pub async fn list_mcp_tools(&self, server_id: Uuid, include_unavailable: bool) -> Result<Vec<McpTool>, Error> {
-        let request = self
-            .request(Method::GET, &format!("{MCP_SERVERS}/{server_id}/tools"))
-            .query(&ListToolsQuery { include_unavailable });
-        let (status, id, bytes) = Self::body(self.send(Method::GET, request).await?).await?;
-        Ok(Self::decode::<DataEnvelope<_>>(status, id, &bytes)?.data)
+        self.get_query(
+            &format!("{MCP_SERVERS}/{server_id}/tools"),
+            &ListToolsQuery { include_unavailable },
+        )
+        .await
     }
 
     pub async fn get_mcp_tool(&self, server_id: Uuid, tool_id: Uuid) -> Result<McpTool, Error> {
@@ -562,11 +595,8 @@ impl Client {
 
     /// The tenant's kill-switch state and history (the operator names the tenant).
     pub async fn kill_switch_status(&self, tenant_id: Option<Uuid>) -> Result<KillSwitchOverview, Error> {
-        let request = self
-            .request(Method::GET, "/api/v1/killswitch")
-            .query(&KillSwitchQuery { tenant_id });
-        let (status, id, bytes) = Self::body(self.send(Method::GET, request).await?).await?;
-        Ok(Self::decode::<DataEnvelope<_>>(status, id, &bytes)?.data)
+        self.get_query("/api/v1/killswitch", &KillSwitchQuery { tenant_id })
+            .await
     }
 
     // ---- API keys (the caller's tenant) ---------------------------------------------
