@@ -6,6 +6,7 @@
 #   make bench-auth   authentication overhead against a same-run baseline (docs/BENCHMARKS.md)
 #   make bench-ingest telemetry ingestion through the API against COPY (docs/BENCHMARKS.md)
 #   make bench-invoke governed tool invocation against calling the MCP server directly (docs/BENCHMARKS.md)
+#   make bench-proxy  OpenAI chat completions through the proxy against the upstream directly (docs/BENCHMARKS.md)
 #   make bench-gateway a tools/call through AOS's /mcp against calling the MCP server directly (docs/BENCHMARKS.md)
 
 SHELL := /bin/bash
@@ -25,7 +26,7 @@ else
   CARGO_TEST_SKIP :=
 endif
 
-.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e bench-auth bench-ingest bench-invoke bench-gateway
+.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e bench-auth bench-ingest bench-invoke bench-gateway bench-proxy
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -74,9 +75,11 @@ test-suite: check-postgres
 	fi
 
 e2e: build
+	$(CARGO) build -q -p aos-tests --bin aos-fake-llm
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
-	AOS_SERVER_BIN=$(abspath $(TARGET_DIR))/debug/aos-server $(VENV)/bin/python -m pytest -q tests/e2e
+	AOS_SERVER_BIN=$(abspath $(TARGET_DIR))/debug/aos-server AOS_FAKE_LLM_BIN=$(abspath $(TARGET_DIR))/debug/aos-fake-llm \
+	  $(VENV)/bin/python -m pytest -q tests/e2e
 
 bench-auth:
 	$(CARGO) run -q --release -p aos-tests --bin aos-bench-auth
@@ -89,6 +92,11 @@ bench-invoke:
 bench-gateway:
 	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-gateway
 	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-gateway -- --postgres
+
+bench-proxy:
+	$(CARGO) build -q --release -p aos-tests --bin aos-fake-llm --bin aos-bench-proxy
+	AOS_TEST_HTTP_WORKERS=$$(nproc) $(TARGET_DIR)/release/aos-bench-proxy
+	AOS_TEST_HTTP_WORKERS=$$(nproc) $(TARGET_DIR)/release/aos-bench-proxy --postgres
 
 bench-ingest:
 	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-ingest

@@ -56,8 +56,9 @@ def call(base: str, token: str, method: str, path: str, body=None):
 class Aos:
     """The aos-server binary on SQLite in a directory of its own."""
 
-    def __init__(self, data_dir: str):
+    def __init__(self, data_dir: str, extra_env=None):
         self.data_dir = data_dir
+        self.extra_env = extra_env or {}
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = None
@@ -71,6 +72,7 @@ class Aos:
             AOS_MCP__HEALTH_INTERVAL_SECS="0",
             AOS_LOG__FORMAT="json",
         )
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(
             [os.environ["AOS_SERVER_BIN"]], cwd=self.data_dir, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

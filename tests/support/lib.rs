@@ -11,14 +11,15 @@ use actix_web::dev::ServerHandle;
 use aos_api::ApiConfig;
 use aos_drivers::testing::TestDatabase;
 use aos_spine::{
-    ApprovalSettings, AuthConfig, DatabaseConfig, ManifestSettings, McpSettings, PolicySettings, Spine, SpineConfig,
-    TelemetrySettings,
+    ApprovalSettings, AuthConfig, DatabaseConfig, ManifestSettings, McpSettings, PolicySettings, ProxyConfig, Spine,
+    SpineConfig, TelemetrySettings,
 };
 use secrecy::SecretString;
 
 pub use aos_drivers::Backend;
 
 pub mod bench;
+pub mod fake_llm;
 pub mod mcp_servers;
 
 /// The operator token every test server accepts.
@@ -31,6 +32,8 @@ pub struct TestApp {
     pub backend: Backend,
     handle: ServerHandle,
     db: Arc<TestDatabase>,
+    /// The server's spine (for shutdown and writer checks).
+    pub spine: Spine,
     /// Holds the manifest signing key of this server (and its replicas).
     _keys: Arc<tempfile::TempDir>,
 }
@@ -163,12 +166,17 @@ pub async fn spawn_with_auth(backend: Backend, auth: AuthConfig) -> TestApp {
 
 /// `n` independent servers ("replicas") sharing one database.
 pub async fn spawn_replicas(backend: Backend, n: usize) -> Vec<TestApp> {
+    spawn_replicas_opts(backend, n, Options::default()).await
+}
+
+/// `n` replicas sharing one database, each with `options`.
+pub async fn spawn_replicas_opts(backend: Backend, n: usize, options: Options) -> Vec<TestApp> {
     let db = Arc::new(aos_drivers::testing::database(backend).await);
     // Replicas share one manifest signing key, as production replicas must.
     let keys = Arc::new(tempfile::tempdir().expect("key dir"));
     let mut apps = Vec::with_capacity(n);
     for _ in 0..n {
-        apps.push(serve_opts(Arc::clone(&db), Options::default(), Arc::clone(&keys)).await);
+        apps.push(serve_opts(Arc::clone(&db), options.clone(), Arc::clone(&keys)).await);
     }
     apps
 }
@@ -190,6 +198,7 @@ pub struct Options {
     pub telemetry: TelemetrySettings,
     pub policy: PolicySettings,
     pub approvals: ApprovalSettings,
+    pub proxy: ProxyConfig,
 }
 
 impl Default for Options {
@@ -205,6 +214,7 @@ impl Default for Options {
                 sweep_interval_ms: 200,
                 ..ApprovalSettings::default()
             },
+            proxy: ProxyConfig::default(),
         }
     }
 }
@@ -245,6 +255,7 @@ async fn serve_opts(db: Arc<TestDatabase>, options: Options, keys: Arc<tempfile:
         telemetry,
         policy,
         approvals,
+        proxy,
     } = options;
     let spine = Spine::open(&SpineConfig {
         database,
@@ -257,9 +268,11 @@ async fn serve_opts(db: Arc<TestDatabase>, options: Options, keys: Arc<tempfile:
             signing_key_file: keys.path().join("manifest-signing-key.pem"),
             ..ManifestSettings::default()
         },
+        proxy,
     })
     .await
     .expect("open the spine");
+    let app_spine = spine.clone();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let port = listener.local_addr().expect("local address").port();
     // One worker keeps tests light; benchmarks ask for one per core, as production runs.
@@ -281,6 +294,7 @@ async fn serve_opts(db: Arc<TestDatabase>, options: Options, keys: Arc<tempfile:
         backend: db.backend(),
         handle,
         db,
+        spine: app_spine,
         _keys: keys,
     }
 }

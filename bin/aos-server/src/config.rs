@@ -8,14 +8,14 @@ use std::path::Path;
 use aos_api::ApiConfig;
 use aos_spine::{
     ApprovalSettings, AuthConfig, ConfigError, DatabaseConfig, ManifestSettings, McpSettings, PolicySettings,
-    SpineConfig, TelemetrySettings,
+    ProxyConfig, SpineConfig, TelemetrySettings,
 };
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 /// The top-level sections; an `AOS_` variable outside them is not configuration.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "server",
     "http",
     "database",
@@ -25,6 +25,7 @@ const SECTIONS: [&str; 10] = [
     "policy",
     "approvals",
     "manifest",
+    "proxy",
     "log",
 ];
 
@@ -40,6 +41,7 @@ pub struct Config {
     pub policy: PolicySettings,
     pub approvals: ApprovalSettings,
     pub manifest: ManifestSettings,
+    pub proxy: ProxyConfig,
     pub log: LogConfig,
 }
 
@@ -165,6 +167,7 @@ impl Config {
             policy: self.policy.clone(),
             approvals: self.approvals.clone(),
             manifest: self.manifest.clone(),
+            proxy: self.proxy.clone(),
         }
     }
 

@@ -49,6 +49,7 @@ where
                 .service(routes::api_keys::admin_create)
                 .service(routes::api_keys::admin_list)
                 .service(routes::api_keys::admin_revoke)
+                .service(routes::proxy::writer_stats)
                 .service(routes::governance::put_platform_policy)
                 .service(routes::governance::delete_platform_policy),
         )
@@ -100,6 +101,21 @@ where
                 .service(routes::killswitch::unfreeze_tenant)
                 .service(routes::killswitch::freeze_key)
                 .service(routes::killswitch::unfreeze_key),
+        )
+        .service(
+            utoipa_actix_web::scope("/api/v1/proxy")
+                .service(routes::proxy::get_settings)
+                .service(routes::proxy::put_settings)
+                .service(routes::proxy::list_calls)
+                .service(routes::proxy::get_call)
+                .service(routes::proxy::replay),
+        )
+        .service(
+            utoipa_actix_web::scope("/v1")
+                .service(routes::proxy::chat_completions)
+                .service(routes::proxy::embeddings)
+                .service(routes::proxy::models)
+                .service(routes::proxy::status),
         )
         .service(
             utoipa_actix_web::scope("/api/v1/integrations")

@@ -23,7 +23,7 @@ pub const INTEGRATION_KEY_HEADER: &str = "x-cus-integration-key";
 
 /// Paths that need a caller. Everything else (probes, OpenAPI) is public.
 pub fn requires_auth(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/") || is_mcp(path)
+    path == "/api" || path.starts_with("/api/") || is_mcp(path) || crate::request_context::is_openai_path(path)
 }
 
 /// AOS's own MCP endpoint (`/mcp`, `/mcp/ws`).

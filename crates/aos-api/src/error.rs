@@ -41,7 +41,9 @@ impl ApiError {
     /// The HTTP status of each code.
     pub fn status_of(code: ErrorCode) -> StatusCode {
         match code {
-            ErrorCode::BadRequest | ErrorCode::InvalidToolInput => StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest | ErrorCode::InvalidToolInput | ErrorCode::GuardrailBlocked => {
+                StatusCode::BAD_REQUEST
+            }
             ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -53,7 +55,7 @@ impl ApiError {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited | ErrorCode::BudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::KillSwitchActive => StatusCode::LOCKED,
             ErrorCode::UpstreamError => StatusCode::BAD_GATEWAY,
             ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -104,6 +106,39 @@ impl ApiError {
         }
     }
 
+    /// The error body: AOS's envelope, or OpenAI's shape (`{"error": {"message", "type",
+    /// "code", "param"}}`) on the OpenAI-compatible routes. For `guardrail_blocked` the
+    /// OpenAI shape also names the `guardrail`.
+    pub fn body(&self, openai: bool) -> serde_json::Value {
+        if !openai {
+            return serde_json::to_value(self.envelope()).unwrap_or_default();
+        }
+        let kind = match Self::status_of(self.code).as_u16() {
+            400 | 404 | 409 | 413 | 415 | 422 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            423 => "kill_switch_error",
+            429 if self.code == ErrorCode::BudgetExceeded => "insufficient_quota",
+            429 => "rate_limit_error",
+            _ => "api_error",
+        };
+        let (param, guardrail) = match self.code {
+            ErrorCode::GuardrailBlocked => (None, self.field.clone()),
+            _ => (self.field.clone(), None),
+        };
+        let mut error = serde_json::json!({
+            "message": self.message,
+            "type": kind,
+            "code": self.code.as_str(),
+            "param": param,
+            "request_id": self.request_id.clone().unwrap_or_else(request_context::current_request_id),
+        });
+        if let (Some(name), Some(map)) = (guardrail, error.as_object_mut()) {
+            map.insert("guardrail".into(), serde_json::Value::String(name));
+        }
+        serde_json::json!({ "error": error })
+    }
+
     pub fn envelope(&self) -> ErrorEnvelope {
         ErrorEnvelope {
             error: ErrorBody {
@@ -147,7 +182,7 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
-        response.json(self.envelope())
+        response.json(self.body(request_context::openai_style()))
     }
 }
 

@@ -6,11 +6,11 @@
 
 use std::time::Instant;
 
+use actix_web::HttpResponse;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError};
 use tracing::Instrument;
 
 use crate::error::ApiError;
@@ -19,6 +19,18 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 
 tokio::task_local! {
     static REQUEST_ID: String;
+    /// True on the OpenAI-compatible routes (`/v1/...`), whose errors take OpenAI's shape.
+    static OPENAI_STYLE: bool;
+}
+
+/// Whether the current request's errors take OpenAI's shape.
+pub fn openai_style() -> bool {
+    OPENAI_STYLE.try_with(|v| *v).unwrap_or(false)
+}
+
+/// The OpenAI-compatible routes.
+pub fn is_openai_path(path: &str) -> bool {
+    path == "/v1" || path.starts_with("/v1/")
 }
 
 /// The id of the request being handled, or `unknown` outside one.
@@ -50,12 +62,13 @@ pub async fn middleware(
         path = %req.path(),
     );
     let started = Instant::now();
+    let openai = is_openai_path(req.path());
     let result = REQUEST_ID
-        .scope(request_id.clone(), next.call(req))
+        .scope(request_id.clone(), OPENAI_STYLE.scope(openai, next.call(req)))
         .instrument(span.clone())
         .await;
     let mut response = match result {
-        Ok(response) => envelope_errors(response.map_into_boxed_body(), &request_id),
+        Ok(response) => envelope_errors(response.map_into_boxed_body(), &request_id, openai),
         Err(err) => {
             // An inner middleware failed before producing a response: answer it here, so
             // it still gets the envelope and the request id.
@@ -64,7 +77,8 @@ pub async fn middleware(
                 request_id: Some(request_id.clone()),
                 ..ApiError::new(ApiError::code_of(status), status.canonical_reason().unwrap_or("error"))
             };
-            return Err(actix_web::error::InternalError::from_response(err, api.error_response()).into());
+            let response = HttpResponse::build(status).json(api.body(openai));
+            return Err(actix_web::error::InternalError::from_response(err, response).into());
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -81,7 +95,7 @@ pub async fn middleware(
 }
 
 /// Replaces the body of an error response that is not already JSON with the envelope.
-fn envelope_errors(response: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {
+fn envelope_errors(response: ServiceResponse<BoxBody>, request_id: &str, openai: bool) -> ServiceResponse<BoxBody> {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -105,7 +119,7 @@ fn envelope_errors(response: ServiceResponse<BoxBody>, request_id: &str) -> Serv
         ..ApiError::new(ApiError::code_of(status), message)
     };
     let (req, old) = response.into_parts();
-    let mut new: HttpResponse = HttpResponse::build(status).json(api.envelope());
+    let mut new: HttpResponse = HttpResponse::build(status).json(api.body(openai));
     for (name, value) in old.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             new.headers_mut().append(name.clone(), value.clone());

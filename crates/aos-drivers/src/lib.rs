@@ -24,6 +24,7 @@ pub mod governance;
 pub mod killswitch;
 pub mod mcp;
 pub mod migrations;
+pub mod proxy;
 pub mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;

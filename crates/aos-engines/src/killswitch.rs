@@ -61,9 +61,21 @@ pub struct Frozen {
 }
 
 /// One replica's view of what is frozen. Cheap to read on every request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KillSwitch {
     frozen: RwLock<HashMap<Entity, Frozen>>,
+    /// Bumped whenever the frozen set changes, so long-running work (streams in flight)
+    /// can re-check at once instead of polling.
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for KillSwitch {
+    fn default() -> Self {
+        Self {
+            frozen: RwLock::new(HashMap::new()),
+            generation: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 fn frozen_of(row: &KillSwitchRow) -> Option<Frozen> {
@@ -102,10 +114,19 @@ impl KillSwitch {
     pub fn apply(&self, row: &KillSwitchRow) {
         let Some(entity) = Entity::of(row) else { return };
         let mut frozen = self.frozen.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match frozen_of(row) {
-            Some(f) => frozen.insert(entity, f),
-            None => frozen.remove(&entity),
+        let changed = match frozen_of(row) {
+            Some(f) => frozen.insert(entity, f).is_none(),
+            None => frozen.remove(&entity).is_some(),
         };
+        drop(frozen);
+        if changed {
+            self.generation.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// Notified on every change of the frozen set (see [`KillSwitch::check`] after it).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// Replaces the snapshot with the database's frozen set.
@@ -115,7 +136,13 @@ impl KillSwitch {
             .iter()
             .filter_map(|row| frozen_of(row).map(|f| (f.entity, f)))
             .collect();
-        *self.frozen.write().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        let mut frozen = self.frozen.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = frozen.len() != next.len() || next.keys().any(|k| !frozen.contains_key(k));
+        *frozen = next;
+        drop(frozen);
+        if changed {
+            self.generation.send_modify(|g| *g += 1);
+        }
         Ok(())
     }
 }

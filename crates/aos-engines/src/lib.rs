@@ -17,6 +17,7 @@ pub mod killswitch;
 pub mod mcp;
 pub mod outbound;
 pub mod paging;
+pub mod proxy;
 pub mod system;
 pub mod telemetry;
 pub mod tenants;

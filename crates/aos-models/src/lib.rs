@@ -16,6 +16,7 @@ pub mod api_key;
 pub mod governance;
 pub mod killswitch;
 pub mod mcp;
+pub mod proxy;
 pub mod schema;
 pub mod sql_types;
 pub mod tenant;

@@ -345,6 +345,65 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{Json, UtcTimestamp, Uuid};
+
+    proxy_settings (tenant_id) {
+        tenant_id -> Uuid,
+        settings -> Json,
+        updated_by -> Text,
+        updated_at -> UtcTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{UtcTimestamp, Uuid};
+
+    proxy_spend (tenant_id, scope, period) {
+        tenant_id -> Uuid,
+        scope -> Text,
+        period -> Text,
+        spent_micros -> BigInt,
+        reserved_micros -> BigInt,
+        updated_at -> UtcTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{Json, UtcTimestamp, Uuid};
+
+    proxy_calls (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        key_id -> Nullable<Uuid>,
+        actor -> Text,
+        endpoint -> Text,
+        model -> Text,
+        provider -> Nullable<Text>,
+        stream -> Bool,
+        status -> Text,
+        http_status -> Integer,
+        error_code -> Nullable<Text>,
+        latency_ms -> BigInt,
+        input_tokens -> BigInt,
+        cached_input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        token_source -> Text,
+        cost_micros -> BigInt,
+        killswitch -> Text,
+        guardrails -> Json,
+        request_hash -> Text,
+        request_body -> Nullable<Json>,
+        response_body -> Nullable<Json>,
+        replay_eligible -> Bool,
+        replayed_from_id -> Nullable<Uuid>,
+        created_at -> UtcTimestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(mcp_servers -> tenants (tenant_id));
 diesel::joinable!(mcp_tools -> mcp_servers (server_id));
@@ -363,5 +422,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     approvals,
     incidents,
     policy_modules,
-    killswitch_state
+    killswitch_state,
+    proxy_settings,
+    proxy_spend,
+    proxy_calls
 );

@@ -37,6 +37,10 @@ pub enum ErrorCode {
     RateLimited,
     /// The caller's tenant or key is frozen by the kill switch (423); nothing went upstream.
     KillSwitchActive,
+    /// A guardrail refused the request (400); `field` names the guardrail.
+    GuardrailBlocked,
+    /// A spend limit would be passed (429); nothing went upstream.
+    BudgetExceeded,
     /// A customer's upstream (an MCP server) failed, timed out or answered garbage.
     UpstreamError,
     /// A dependency (the database) is unavailable; retry later.
@@ -63,6 +67,8 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::RateLimited => "rate_limited",
             Self::KillSwitchActive => "kill_switch_active",
+            Self::GuardrailBlocked => "guardrail_blocked",
+            Self::BudgetExceeded => "budget_exceeded",
             Self::UpstreamError => "upstream_error",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal",
@@ -116,6 +122,8 @@ mod tests {
             ErrorCode::Conflict,
             ErrorCode::RateLimited,
             ErrorCode::KillSwitchActive,
+            ErrorCode::GuardrailBlocked,
+            ErrorCode::BudgetExceeded,
             ErrorCode::UpstreamError,
             ErrorCode::ServiceUnavailable,
             ErrorCode::Internal,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod governance;
 pub mod killswitch;
 pub mod mcp;
+pub mod proxy;
 pub mod session;
 pub mod system;
 pub mod telemetry;

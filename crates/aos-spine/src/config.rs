@@ -8,6 +8,7 @@ use aos_engines::auth::{JwtSettings, JwtVerifier};
 pub use aos_engines::governance::policy::{OpaSettings, PolicySettings};
 pub use aos_engines::mcp::client::McpSettings;
 pub use aos_engines::mcp::manifest::ManifestSettings;
+pub use aos_engines::proxy::ProxyConfig;
 pub use aos_engines::telemetry::TelemetrySettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -225,6 +226,7 @@ pub struct SpineConfig {
     pub policy: PolicySettings,
     pub approvals: ApprovalSettings,
     pub manifest: ManifestSettings,
+    pub proxy: ProxyConfig,
 }
 
 impl SpineConfig {
@@ -261,6 +263,10 @@ impl SpineConfig {
         if !matches!(self.policy.engine.as_str(), "embedded" | "opa") {
             return Err(ConfigError::new("policy.engine", "must be embedded or opa"));
         }
+        aos_engines::proxy::Proxy::new(self.proxy.clone()).map_err(|message| match message.split_once(": ") {
+            Some((key, rest)) => ConfigError::new(key, rest),
+            None => ConfigError::new("proxy", message),
+        })?;
         if self.mcp.health_concurrency == 0 {
             return Err(ConfigError::new("mcp.health_concurrency", "must be at least 1"));
         }

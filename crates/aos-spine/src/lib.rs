@@ -23,7 +23,7 @@ mod spine;
 pub use aos_engines::auth::Scope;
 pub use config::{
     ApprovalSettings, AuthConfig, ConfigError, DatabaseConfig, ManifestSettings, McpSettings, OpaSettings,
-    PolicySettings, SpineConfig, TelemetrySettings,
+    PolicySettings, ProxyConfig, SpineConfig, TelemetrySettings,
 };
 pub use context::AuthContext;
 pub use error::{SpineError, SpineResult};

@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) approvals: crate::config::ApprovalSettings,
     /// What is frozen, as this replica knows it (refreshed every [`KILLSWITCH_POLL`]).
     pub(crate) kill_switch: Arc<aos_engines::killswitch::KillSwitch>,
+    /// The OpenAI-compatible proxy: providers, prices, settings cache, call log writer.
+    pub(crate) proxy: crate::ops::proxy::ProxyRuntime,
     /// Stops the background loops (credential epoch, health checks) when the last handle goes.
     _poller: DropGuard,
     /// The runtime that opened the spine: operations run here, not on the (per-worker,
@@ -77,6 +79,8 @@ pub enum StartError {
     Policy(String),
     #[error("{0}")]
     Manifest(String),
+    #[error("{0}")]
+    Proxy(String),
 }
 
 /// Expires due approvals every `every`; their gated calls become BLOCKED.
@@ -225,9 +229,54 @@ async fn poll_kill_switch(
     }
 }
 
+impl Shared {
+    /// Runs `task` on the spine's runtime, tracked so shutdown waits for it.
+    pub(crate) fn spawn_tracked<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        drop(self.tasks.spawn_on(task, &self.runtime));
+    }
+
+    /// Like [`Shared::spawn_tracked`], returning the task's handle.
+    pub(crate) fn spawn_tracked_handle<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tasks.spawn_on(task, &self.runtime)
+    }
+}
+
+/// Deletes proxy calls past their retention, hourly (and once shortly after start).
+async fn sweep_proxy_calls(db: Database, retention_days: u32, stop: CancellationToken) {
+    let mut wait = Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = Duration::from_secs(3600);
+        let result = db
+            .transaction(TxMode::Write, move |conn| {
+                Box::pin(async move { aos_engines::proxy::sweep_calls(conn, retention_days).await })
+            })
+            .await;
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "proxy calls past their retention deleted"),
+            Err(error) => tracing::warn!(%error, "proxy call retention sweep failed"),
+        }
+    }
+}
+
 impl Spine {
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    pub(crate) fn shared_arc(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
     }
 
     /// Opens the database and loads credentials. Does not migrate: see [`Spine::migrate`].
@@ -295,6 +344,25 @@ impl Spine {
         if config.mcp.health_interval_secs > 0 {
             tokio::spawn(schedule_health_checks(db.clone(), Arc::clone(&mcp), stop.clone()));
         }
+        let proxy_engine = aos_engines::proxy::Proxy::new(config.proxy.clone()).map_err(StartError::Proxy)?;
+        if proxy_engine.enabled() {
+            // Token tables and guardrail patterns load off the request path.
+            tokio::task::spawn_blocking(|| {
+                aos_engines::proxy::tokens::preload();
+                aos_engines::proxy::guardrails::preload();
+            });
+        }
+        if config.proxy.log.retention_days > 0 {
+            tokio::spawn(sweep_proxy_calls(
+                db.clone(),
+                config.proxy.log.retention_days,
+                stop.clone(),
+            ));
+        }
+        let proxy = crate::ops::proxy::ProxyRuntime {
+            writer: aos_engines::proxy::writer::Writer::start(db.clone(), &config.proxy.log),
+            engine: proxy_engine,
+        };
         Ok(Self {
             shared: Arc::new(Shared {
                 db,
@@ -305,6 +373,7 @@ impl Spine {
                 signer,
                 approvals: config.approvals.clone(),
                 kill_switch,
+                proxy,
                 _poller: stop.drop_guard(),
                 runtime: tokio::runtime::Handle::current(),
                 tasks: TaskTracker::new(),
@@ -369,6 +438,14 @@ impl Spine {
                 "operations still running at shutdown"
             );
         }
+        // Streams have ended; flush the call log before the pool goes.
+        self.shared.proxy.writer.shutdown().await;
+        let stats = self.shared.proxy.writer.stats();
+        tracing::info!(
+            written = stats.written,
+            dropped = stats.dropped,
+            "proxy call log flushed"
+        );
         self.shared.db.close();
     }
 

@@ -6,6 +6,7 @@ pub mod governance;
 pub mod killswitch;
 pub mod mcp_endpoint;
 pub mod mcp_servers;
+pub mod proxy;
 pub mod session;
 pub mod system;
 pub mod telemetry;

@@ -44,6 +44,7 @@ pub mod gateway;
 pub mod governance;
 pub mod killswitch;
 pub mod mcp;
+pub mod proxy;
 pub mod session;
 pub mod telemetry;
 pub mod tenants;

@@ -1,0 +1,211 @@
+//! Budgets: reserve a request's worst-case cost before it goes upstream, settle the real
+//! cost after.
+//!
+//! A reservation is one conditional UPDATE per limited counter (`spent + reserved + cost
+//! <= limit`) inside the caller's write transaction, so concurrent requests cannot
+//! together pass a limit: each sees the others' reservations. The settlement (real cost
+//! in, reservation out) goes through the background writer; until it lands the
+//! reservation keeps counting, which errs on the side of the limit.
+
+use aos_drivers::{Conn, proxy as db};
+use aos_models::proxy::{ProxySpendRow, SCOPE_TENANT, key_scope};
+use aos_models::{DbTime, DbUuid};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::settings::TenantSettings;
+use crate::error::EngineResult;
+
+/// `day:YYYY-MM-DD` and `month:YYYY-MM` of `now` (UTC).
+pub fn periods(now: OffsetDateTime) -> (String, String) {
+    let now = now.to_offset(time::UtcOffset::UTC);
+    let (y, m, d) = (now.year(), u8::from(now.month()), now.day());
+    (format!("day:{y:04}-{m:02}-{d:02}"), format!("month:{y:04}-{m:02}"))
+}
+
+/// One counter with a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub scope: String,
+    pub period: String,
+    pub limit_micros: i64,
+}
+
+impl Limit {
+    /// `the tenant's daily budget`, `this key's monthly budget`.
+    pub fn describe(&self) -> String {
+        let who = if self.scope == SCOPE_TENANT {
+            "the tenant's"
+        } else {
+            "this API key's"
+        };
+        let when = if self.period.starts_with("day:") {
+            "daily"
+        } else {
+            "monthly"
+        };
+        format!("{who} {when} budget")
+    }
+}
+
+/// The limited counters a request of `key` must reserve against.
+pub fn limits(settings: &TenantSettings, key: Option<Uuid>, now: OffsetDateTime) -> Vec<Limit> {
+    let (day, month) = periods(now);
+    let mut out = Vec::new();
+    let mut push = |scope: String, budget: &super::settings::Budget| {
+        if let Some(limit) = budget.daily_limit_micros {
+            out.push(Limit {
+                scope: scope.clone(),
+                period: day.clone(),
+                limit_micros: limit,
+            });
+        }
+        if let Some(limit) = budget.monthly_limit_micros {
+            out.push(Limit {
+                scope,
+                period: month.clone(),
+                limit_micros: limit,
+            });
+        }
+    };
+    push(SCOPE_TENANT.to_owned(), &settings.budget);
+    if let Some(key) = key
+        && let Some(budget) = settings.key_budgets.get(&key)
+    {
+        push(key_scope(key), budget);
+    }
+    out
+}
+
+/// What a request holds against its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub amount_micros: i64,
+    pub counters: Vec<(String, String)>,
+}
+
+/// Reserves `amount` on every limit. `Ok(Err(limit))` names the first limit it would
+/// pass; the caller must then roll its transaction back (earlier counters of this call
+/// were already raised).
+pub async fn reserve(
+    conn: &mut Conn,
+    tenant: Uuid,
+    limits: &[Limit],
+    amount: i64,
+) -> EngineResult<Result<Reservation, Limit>> {
+    let now = DbTime::now();
+    let tenant_id: DbUuid = tenant.into();
+    for limit in limits {
+        db::ensure_counter(conn, tenant_id, &limit.scope, &limit.period, now).await?;
+        if !db::reserve(
+            conn,
+            tenant_id,
+            &limit.scope,
+            &limit.period,
+            amount,
+            limit.limit_micros,
+            now,
+        )
+        .await?
+        {
+            return Ok(Err(limit.clone()));
+        }
+    }
+    Ok(Ok(Reservation {
+        amount_micros: amount,
+        counters: limits.iter().map(|l| (l.scope.clone(), l.period.clone())).collect(),
+    }))
+}
+
+/// The counter deltas of a finished call: its real cost into the tenant's and the key's
+/// daily and monthly spend (in the reservation's periods when there was one), and the
+/// reservation released.
+pub fn settlement(
+    tenant: Uuid,
+    key: Option<Uuid>,
+    reservation: Option<&Reservation>,
+    cost_micros: i64,
+    now: OffsetDateTime,
+) -> Vec<ProxySpendRow> {
+    let (day, month) = periods(now);
+    let updated_at = DbTime::from(now);
+    let mut scopes = vec![SCOPE_TENANT.to_owned()];
+    scopes.extend(key.map(key_scope));
+    let mut rows: Vec<ProxySpendRow> = Vec::new();
+    let mut periods_of = vec![day, month];
+    if let Some(r) = reservation {
+        // Charge the periods the reservation was made in (a call can cross midnight).
+        for (_, period) in &r.counters {
+            let kind = period.split(':').next().unwrap_or_default();
+            if let Some(slot) = periods_of.iter_mut().find(|p| p.starts_with(kind)) {
+                slot.clone_from(period);
+            }
+        }
+    }
+    for scope in &scopes {
+        for period in &periods_of {
+            let reserved = reservation
+                .filter(|r| r.counters.iter().any(|(s, p)| s == scope && p == period))
+                .map_or(0, |r| -r.amount_micros);
+            if cost_micros == 0 && reserved == 0 {
+                continue;
+            }
+            rows.push(ProxySpendRow {
+                tenant_id: tenant.into(),
+                scope: scope.clone(),
+                period: period.clone(),
+                spent_micros: cost_micros,
+                reserved_micros: reserved,
+                updated_at,
+            });
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::settings::Budget;
+    use time::macros::datetime;
+
+    #[test]
+    fn periods_are_utc() {
+        let (day, month) = periods(datetime!(2026-11-21 23:30 -02:00));
+        assert_eq!(day, "day:2026-11-22");
+        assert_eq!(month, "month:2026-11");
+    }
+
+    #[test]
+    fn only_limited_counters_are_reserved_and_settlement_releases_them() {
+        let key = Uuid::new_v4();
+        let mut settings = TenantSettings {
+            budget: Budget {
+                daily_limit_micros: Some(100),
+                monthly_limit_micros: None,
+            },
+            ..TenantSettings::default()
+        };
+        settings.key_budgets.insert(
+            key,
+            Budget {
+                daily_limit_micros: None,
+                monthly_limit_micros: Some(50),
+            },
+        );
+        let now = datetime!(2026-11-21 12:00 UTC);
+        let limits = limits(&settings, Some(key), now);
+        assert_eq!(limits.len(), 2);
+        assert_eq!(limits[1].describe(), "this API key's monthly budget");
+        let reservation = Reservation {
+            amount_micros: 40,
+            counters: limits.iter().map(|l| (l.scope.clone(), l.period.clone())).collect(),
+        };
+        let rows = settlement(Uuid::new_v4(), Some(key), Some(&reservation), 7, now);
+        // tenant day/month, key day/month: all get the spend; two release the reservation.
+        assert_eq!(rows.len(), 4);
+        assert!(rows.iter().all(|r| r.spent_micros == 7));
+        assert_eq!(rows.iter().filter(|r| r.reserved_micros == -40).count(), 2);
+        assert!(settlement(Uuid::new_v4(), None, None, 0, now).is_empty());
+    }
+}
