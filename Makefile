@@ -7,6 +7,7 @@
 #   make bench-ingest telemetry ingestion through the API against COPY (docs/BENCHMARKS.md)
 #   make bench-invoke governed tool invocation against calling the MCP server directly (docs/BENCHMARKS.md)
 #   make bench-proxy  OpenAI chat completions through the proxy against the upstream directly (docs/BENCHMARKS.md)
+#   make bench-guardrails what the proxy's guardrails cost per request, in process (docs/BENCHMARKS.md)
 #   make bench-gateway a tools/call through AOS's /mcp against calling the MCP server directly (docs/BENCHMARKS.md)
 
 SHELL := /bin/bash
@@ -26,7 +27,7 @@ else
   CARGO_TEST_SKIP :=
 endif
 
-.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e bench-auth bench-ingest bench-invoke bench-gateway bench-proxy
+.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e bench-auth bench-ingest bench-invoke bench-gateway bench-proxy bench-guardrails
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -97,6 +98,9 @@ bench-proxy:
 	$(CARGO) build -q --release -p aos-tests --bin aos-fake-llm --bin aos-bench-proxy
 	AOS_TEST_HTTP_WORKERS=$$(nproc) $(TARGET_DIR)/release/aos-bench-proxy
 	AOS_TEST_HTTP_WORKERS=$$(nproc) $(TARGET_DIR)/release/aos-bench-proxy --postgres
+
+bench-guardrails:
+	$(CARGO) run -q --release -p aos-engines --example bench_guardrails
 
 bench-ingest:
 	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-ingest

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use aos_spine::ProxyConfig;
 use aos_tests::fake_llm::{self, FakeLlm};
-use aos_tests::{Backend, Options, TestApp, call, spawn_opts};
+use aos_tests::{Backend, Options, TestApp, call, spawn_opts, spawn_replicas_opts};
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -25,6 +25,7 @@ aos_tests::for_each_backend!(
     concurrent_requests_cannot_overshoot_a_budget,
     the_call_log_pages_filters_replays_and_stays_in_its_tenant,
     a_client_that_hangs_up_is_billed_for_what_was_generated,
+    a_freeze_on_one_replica_cuts_streams_on_another,
 );
 
 const UPSTREAM_KEY: &str = "sk-upstream-secret-0123456789abcdef";
@@ -158,6 +159,50 @@ async fn spent_today(app: &TestApp, key: &str, scope: &str) -> (i64, i64) {
         row["spent_micros"].as_i64().unwrap(),
         row["reserved_micros"].as_i64().unwrap(),
     )
+}
+
+type EventBody = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// Starts a streamed chat completion of `fake-model`; (call id, the open body).
+async fn open_stream(app: &TestApp, key: &str, content: &str) -> (String, EventBody) {
+    let response = app
+        .as_(key, Method::POST, "/v1/chat/completions")
+        .json(&json!({"model": "fake-model", "stream": true, "messages": [{"role": "user", "content": content}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let call_id = response.headers()["x-aos-call-id"].to_str().unwrap().to_owned();
+    (call_id, Box::pin(response.bytes_stream()))
+}
+
+/// Reads until `n` content words have arrived.
+async fn read_words(body: &mut EventBody, n: usize) {
+    let mut seen = String::new();
+    while seen.matches("word").count() < n {
+        seen.push_str(std::str::from_utf8(&body.next().await.unwrap().unwrap()).unwrap());
+    }
+}
+
+/// Reads the rest of a stream (it must end within 5 s); the text and how long it took.
+async fn read_rest(mut body: EventBody) -> (String, Duration) {
+    let started = Instant::now();
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut rest = String::new();
+        while let Some(chunk) = body.next().await {
+            rest.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+        }
+        rest
+    })
+    .await
+    .expect("the stream ends");
+    (rest, started.elapsed())
+}
+
+/// `POST /api/v1/killswitch/{what}` (e.g. `keys/<id>/freeze`) as `token`.
+async fn kill_switch(app: &TestApp, token: &str, what: &str) {
+    let (status, body) = call(app, token, Method::POST, &format!("/api/v1/killswitch/{what}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 /// Polls until `check` holds (the writer settles in the background).
@@ -491,50 +536,19 @@ async fn the_kill_switch_refuses_first_and_cuts_streams_in_flight(backend: Backe
         (0, 0),
         "a refused call never counts"
     );
-    let (status, _) = call(
-        app,
-        &env.admin,
-        Method::POST,
-        &format!("/api/v1/killswitch/keys/{}/unfreeze", env.agent_id),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    kill_switch(app, &env.admin, &format!("keys/{}/unfreeze", env.agent_id)).await;
 
     // A stream in flight is cut when its tenant is frozen, and billed for what it got.
-    let response = app
-        .as_(agent, Method::POST, "/v1/chat/completions")
-        .json(&json!({"model": "fake-model", "stream": true, "messages": [{"role": "user", "content": "[[forever]]"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let call_id = response.headers()["x-aos-call-id"].to_str().unwrap().to_owned();
-    let mut body = response.bytes_stream();
-    let mut seen = String::new();
-    while seen.matches("word").count() < 3 {
-        seen.push_str(std::str::from_utf8(&body.next().await.unwrap().unwrap()).unwrap());
-    }
-    let (status, _) = call(
+    let (call_id, mut body) = open_stream(app, agent, "[[forever]]").await;
+    read_words(&mut body, 3).await;
+    kill_switch(
         app,
-        "aos_op_test_0123456789abcdef",
-        Method::POST,
-        &format!("/api/v1/killswitch/tenants/{}/freeze", env.tenant),
-        Some(json!({"reason": "incident 42"})),
+        aos_tests::OPERATOR_TOKEN,
+        &format!("tenants/{}/freeze", env.tenant),
     )
     .await;
-    assert_eq!(status, StatusCode::OK);
-    let frozen_at = Instant::now();
-    let rest = tokio::time::timeout(Duration::from_secs(5), async {
-        let mut rest = String::new();
-        while let Some(chunk) = body.next().await {
-            rest.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
-        }
-        rest
-    })
-    .await
-    .expect("the stream ends after the freeze");
-    assert!(frozen_at.elapsed() < Duration::from_secs(1), "cut within a second");
+    let (rest, took) = read_rest(body).await;
+    assert!(took < Duration::from_secs(1), "cut within a second: {took:?}");
     assert!(rest.contains("kill_switch_active"), "{rest}");
     assert!(!rest.contains("[DONE]"));
     let logged = logged_call(app, &env.admin, &call_id).await;
@@ -879,14 +893,7 @@ async fn the_call_log_pages_filters_replays_and_stays_in_its_tenant(backend: Bac
     assert_eq!(replayed["replayed_from_id"], ids[0].as_str());
 
     // Replayed under a freeze: refused, reported beside the original.
-    call(
-        app,
-        &env.admin,
-        Method::POST,
-        &format!("/api/v1/killswitch/tenants/{}/freeze", env.tenant),
-        None,
-    )
-    .await;
+    kill_switch(app, &env.admin, &format!("tenants/{}/freeze", env.tenant)).await;
     let (status, replay) = call(
         app,
         agent,
@@ -930,19 +937,8 @@ async fn the_call_log_pages_filters_replays_and_stays_in_its_tenant(backend: Bac
 async fn a_client_that_hangs_up_is_billed_for_what_was_generated(backend: Backend) {
     let env = setup(backend).await;
     let (app, agent) = (&env.app, env.agent.as_str());
-    let response = app
-        .as_(agent, Method::POST, "/v1/chat/completions")
-        .json(&json!({"model": "fake-model", "stream": true,
-                      "messages": [{"role": "user", "content": "[[chunks:200]] [[slow:20]]"}]}))
-        .send()
-        .await
-        .unwrap();
-    let call_id = response.headers()["x-aos-call-id"].to_str().unwrap().to_owned();
-    let mut body = response.bytes_stream();
-    let mut seen = String::new();
-    while seen.matches("word").count() < 4 {
-        seen.push_str(std::str::from_utf8(&body.next().await.unwrap().unwrap()).unwrap());
-    }
+    let (call_id, mut body) = open_stream(app, agent, "[[chunks:200]] [[slow:20]]").await;
+    read_words(&mut body, 4).await;
     drop(body);
     let logged = logged_call(app, agent, &call_id).await;
     assert_eq!(logged["status"], "client_disconnected");
@@ -967,4 +963,45 @@ async fn a_client_that_hangs_up_is_billed_for_what_was_generated(backend: Backen
     assert_eq!(stats.dropped, 0);
     assert_eq!(stats.written, stats.queued, "{stats:?}");
     assert!(stats.written >= 2);
+}
+
+async fn a_freeze_on_one_replica_cuts_streams_on_another(backend: Backend) {
+    let fake = fake_llm::start(None).await;
+    let mut config = proxy_config(&fake, std::path::Path::new("/nonexistent"));
+    config.providers.retain(|name, _| name == "wrongkey");
+    config.models = [("fake-model".to_owned(), "wrongkey".to_owned())].into_iter().collect();
+    let replicas = spawn_replicas_opts(
+        backend,
+        2,
+        Options {
+            proxy: config,
+            ..Options::default()
+        },
+    )
+    .await;
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let tenant = a.create_tenant("acme").await;
+    let (key_id, key) = a.create_key(&tenant, &["proxy:invoke"]).await;
+    let (_, admin) = a.create_key(&tenant, &["admin"]).await;
+
+    // Token tables load in the background at start (a second of CPU in a debug build);
+    // a call that counts tokens waits for them, so the timing below is the switch's alone.
+    let (status, _, _) = v1(
+        b,
+        &key,
+        "/v1/chat/completions",
+        chat_body("fake-model", "[[nousage]] warm"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // A stream on replica B is cut within a second of a freeze made on replica A.
+    let (_, mut body) = open_stream(b, &key, "[[forever]]").await;
+    read_words(&mut body, 2).await;
+    kill_switch(a, &admin, &format!("keys/{key_id}/freeze")).await;
+    let (rest, took) = read_rest(body).await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(rest.contains("kill_switch_active"), "{rest}");
+    // And B refuses new requests from the key.
+    let (status, _, body) = v1(b, &key, "/v1/chat/completions", chat_body("fake-model", "hi")).await;
+    assert_eq!(status, StatusCode::LOCKED, "{body}");
 }

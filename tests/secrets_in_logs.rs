@@ -8,7 +8,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use aos_spine::AuthConfig;
-use aos_tests::{Backend, OPERATOR_TOKEN, spawn_custom, test_auth, test_mcp};
+use aos_tests::{Backend, OPERATOR_TOKEN, Options, spawn_opts, test_auth, test_mcp};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -70,7 +70,28 @@ async fn no_secret_is_logged(backend: Backend) {
     let credentials = tempfile::tempdir().unwrap();
     let mut mcp = test_mcp();
     mcp.credentials.file_dir = credentials.path().to_path_buf();
-    let app = spawn_custom(backend, auth, mcp).await;
+    // The LLM proxy in front of a fake upstream that wants its own key.
+    let upstream_key = "sk-upstream-Qm81zz-0123456789abcdef";
+    let fake = aos_tests::fake_llm::start(Some(upstream_key)).await;
+    std::fs::write(credentials.path().join("upstream-key"), upstream_key).unwrap();
+    let proxy = serde_json::from_value(json!({
+        "providers": {
+            "fake": {"base_url": fake.base_url, "credential_ref": format!("file://{}", credentials.path().join("upstream-key").display())},
+            "nokey": {"base_url": fake.base_url},
+        },
+        "models": {"gpt-4o-mini": "fake", "nokey-model": "nokey"},
+    }))
+    .unwrap();
+    let app = spawn_opts(
+        backend,
+        Options {
+            auth,
+            mcp,
+            proxy,
+            ..Options::default()
+        },
+    )
+    .await;
     let tenant = app.create_tenant("Leaky").await;
     let (key_id, key) = app.create_key(&tenant, &["admin"]).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -158,6 +179,27 @@ async fn no_secret_is_logged(backend: Backend) {
     assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
     assert!(!refused.text().await.unwrap().contains(mcp_secret));
 
+    // Proxied calls: one that works, one whose provider refuses, one a guardrail refuses
+    // for the secret in its prompt, one with PII flagged.
+    let prompt_secret = "sk-proj-PromptSecret0123456789abcdefgh";
+    let pii = "carol.leaky@example.com";
+    for (model, text, expected) in [
+        ("gpt-4o-mini", "hello".to_owned(), StatusCode::OK),
+        ("nokey-model", "hello".to_owned(), StatusCode::BAD_GATEWAY),
+        ("gpt-4o-mini", format!("use {prompt_secret}"), StatusCode::BAD_REQUEST),
+        ("gpt-4o-mini", format!("mail {pii}"), StatusCode::OK),
+    ] {
+        let response = app
+            .as_(&key, Method::POST, "/v1/chat/completions")
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": text}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected);
+        let body = response.text().await.unwrap();
+        assert!(!body.contains(upstream_key) && !body.contains(prompt_secret), "{body}");
+    }
+
     let revoked = app
         .founder(Method::DELETE, &format!("/api/v1/admin/api-keys/{key_id}"))
         .send()
@@ -169,6 +211,8 @@ async fn no_secret_is_logged(backend: Backend) {
     // The capture works: the events we expect are there, with request ids.
     assert!(text.contains("API key created"), "nothing captured?");
     assert!(text.contains("authentication refused"));
+    assert!(text.contains("request refused by a guardrail"));
+    assert!(text.contains("upstream answered an error"));
     assert!(text.contains("request_id"));
     // And no secret is.
     let signature = token.rsplit('.').next().unwrap();
@@ -180,6 +224,9 @@ async fn no_secret_is_logged(backend: Backend) {
         ("JWT", token.as_str()),
         ("JWT signature", signature),
         ("MCP server credential", mcp_secret),
+        ("upstream provider key", upstream_key),
+        ("secret in a prompt", prompt_secret),
+        ("PII in a prompt", pii),
     ] {
         assert!(!text.contains(secret), "{what} found in the logs");
     }

@@ -14,7 +14,7 @@ import tempfile
 
 import pytest
 
-from test_mcp_registry import HERE, OPERATOR, Aos, call, free_port, wait_for_port
+from test_mcp_registry import HERE, Aos, call, free_port, tenant_with_keys, wait_for_port
 
 BASE = "/api/v1/integrations/mcp-servers"
 
@@ -40,17 +40,9 @@ def aos():
 
 
 def keys(aos: Aos):
-    status, tenant = call(aos.base, OPERATOR, "POST", "/api/v1/admin/tenants", {"name": "gov-e2e"})
-    assert status == 201, tenant
-    tenant_id = tenant["data"]["id"]
-
-    def key(scopes):
-        status, body = call(aos.base, OPERATOR, "POST", f"/api/v1/admin/tenants/{tenant_id}/api-keys",
-                            {"name": "e2e", "scopes": scopes})
-        assert status == 201, body
-        return body["data"]["key"]
-
-    return key(["mcp:admin", "mcp:read", "mcp:invoke"]), key(["approvals:decide"])
+    (_, admin), (_, approver) = tenant_with_keys(aos, "gov-e2e", ["mcp:admin", "mcp:read", "mcp:invoke"],
+                                                 ["approvals:decide"])
+    return admin, approver
 
 
 def canonical_sha256(value) -> str:

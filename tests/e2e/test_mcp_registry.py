@@ -53,6 +53,20 @@ def call(base: str, token: str, method: str, path: str, body=None):
         return error.code, json.loads(error.read() or b"null")
 
 
+def tenant_with_keys(aos, name: str, *scopes: list):
+    """A new tenant and one API key per scope list: [(key id, key), ...]."""
+    status, tenant = call(aos.base, OPERATOR, "POST", "/api/v1/admin/tenants", {"name": name})
+    assert status == 201, tenant
+    tenant_id = tenant["data"]["id"]
+    keys = []
+    for scope_list in scopes:
+        status, body = call(aos.base, OPERATOR, "POST", f"/api/v1/admin/tenants/{tenant_id}/api-keys",
+                            {"name": "e2e", "scopes": scope_list})
+        assert status == 201, body
+        keys.append((body["data"]["api_key"]["id"], body["data"]["key"]))
+    return keys
+
+
 class Aos:
     """The aos-server binary on SQLite in a directory of its own."""
 

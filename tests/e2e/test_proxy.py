@@ -15,7 +15,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from test_mcp_registry import OPERATOR, Aos, call, wait_for_port
+from test_mcp_registry import Aos, call, tenant_with_keys, wait_for_port
 
 UPSTREAM_KEY = "sk-upstream-e2e-0123456789abcdef"
 
@@ -58,23 +58,9 @@ credential_ref = "file://{key_file}"
             fake.wait(timeout=10)
 
 
-def tenant_keys(aos: Aos):
-    status, tenant = call(aos.base, OPERATOR, "POST", "/api/v1/admin/tenants", {"name": "proxy-e2e"})
-    assert status == 201, tenant
-    tenant_id = tenant["data"]["id"]
-
-    def key(scopes):
-        status, body = call(aos.base, OPERATOR, "POST", f"/api/v1/admin/tenants/{tenant_id}/api-keys",
-                            {"name": "e2e", "scopes": scopes})
-        assert status == 201, body
-        return body["data"]["api_key"]["id"], body["data"]["key"]
-
-    return key(["admin"]), key(["proxy:invoke"])
-
-
 def test_openai_sdk_through_the_proxy(aos_proxy):
     aos = aos_proxy
-    (_, admin), (agent_id, agent) = tenant_keys(aos)
+    (_, admin), (agent_id, agent) = tenant_with_keys(aos, "proxy-e2e", ["admin"], ["proxy:invoke"])
     client = OpenAI(base_url=f"{aos.base}/v1", api_key=agent, max_retries=0)
 
     # Chat, as the SDK types it.

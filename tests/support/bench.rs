@@ -13,6 +13,15 @@ pub fn quantile(samples: &[Duration], q: f64) -> Duration {
     samples.get(index).copied().unwrap_or_default()
 }
 
+/// The backend a bench binary runs on: PostgreSQL with `--postgres`, else SQLite.
+pub fn backend() -> crate::Backend {
+    if std::env::args().any(|a| a == "--postgres") {
+        crate::Backend::Postgres
+    } else {
+        crate::Backend::Sqlite
+    }
+}
+
 /// `AOS_BENCH_CONCURRENCY`, default 4.
 pub fn concurrency() -> usize {
     std::env::var("AOS_BENCH_CONCURRENCY")

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use aos_spine::AuthConfig;
 use aos_tests::bench::quantile;
-use aos_tests::{Backend, spawn_custom, test_auth, test_mcp};
+use aos_tests::{spawn_custom, test_auth, test_mcp};
 
 const ROUNDS: usize = 3_000;
 
@@ -38,11 +38,7 @@ async fn measure(client: &reqwest::Client, url: &str, key: Option<&str>) -> Vec<
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let backend = if std::env::args().any(|a| a == "--postgres") {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    };
+    let backend = aos_tests::bench::backend();
     // A limiter that never trips: the unknown-key case fails on purpose, thousands of times.
     let auth = AuthConfig {
         max_failed_attempts: u32::MAX,

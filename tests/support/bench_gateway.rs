@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use aos_tests::bench::{concurrency, quantile, run};
 use aos_tests::mcp_servers::{self, GovServer};
-use aos_tests::{Backend, Options, spawn_opts};
+use aos_tests::{Options, spawn_opts};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -31,11 +31,7 @@ const PHASES: usize = 3;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let backend = if std::env::args().any(|a| a == "--postgres") {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    };
+    let backend = aos_tests::bench::backend();
     let app = Arc::new(spawn_opts(backend, Options::default()).await);
     let upstream = mcp_servers::streamable_http(GovServer::default(), None).await;
     let (_, key) = aos_tests::mcp_tenant(&app, "bench").await;

@@ -13,9 +13,10 @@
 //!   ones do, and each latency is measured from its scheduled start (no coordinated
 //!   omission). Latencies go into a fixed histogram (1 µs buckets up to 100 ms), so the
 //!   generator's memory stays flat.
-//! - Phases: direct, AOS, AOS with a budget; each `AOS_BENCH_PROXY_SECS` long (default
-//!   60) at `AOS_BENCH_PROXY_RPS` (default 1000). During the AOS phases the process's
-//!   resident memory is sampled every 5 s.
+//! - Paths: direct, AOS, AOS with a budget; each gets `AOS_BENCH_PROXY_SECS` (default 60)
+//!   at `AOS_BENCH_PROXY_RPS` (default 1000), in 5 interleaved rounds so drift on the
+//!   shared machine hits every path alike. The process's resident memory (AOS and the
+//!   load generator) is sampled every 5 s over the whole run.
 
 // A benchmark binary: setup failures abort it.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aos_tests::{Backend, Options, spawn_opts};
+use aos_tests::{Options, spawn_opts};
 use serde_json::json;
 
 const BUCKETS: usize = 100_000;
@@ -77,16 +78,15 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Drives `secs` seconds of open-loop load at `rate` into `histogram`.
 async fn phase(
-    name: &str,
+    histogram: &Arc<Histogram>,
     client: &reqwest::Client,
-    url: String,
-    key: Option<String>,
+    url: &str,
+    key: Option<&str>,
     rate: u64,
     secs: u64,
-    sample_memory: bool,
-) -> Arc<Histogram> {
-    let histogram = Arc::new(Histogram::new());
+) {
     let body = Arc::new(
         serde_json::to_vec(&json!({"model": "gpt-4o-mini", "max_tokens": 16,
             "messages": [{"role": "system", "content": "You are terse."},
@@ -98,18 +98,16 @@ async fn phase(
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
-    let mut memory = Vec::new();
-    let mut next_sample = Duration::ZERO;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..total {
         ticker.tick().await;
         let scheduled = started + period * (i as u32);
         let (client, url, key, body, histogram) = (
             client.clone(),
-            url.clone(),
-            key.clone(),
+            url.to_owned(),
+            key.map(str::to_owned),
             Arc::clone(&body),
-            Arc::clone(&histogram),
+            Arc::clone(histogram),
         );
         tasks.spawn(async move {
             let mut request = client
@@ -130,38 +128,25 @@ async fn phase(
             }
         });
         while tasks.try_join_next().is_some() {}
-        if sample_memory && started.elapsed() >= next_sample {
-            memory.push((started.elapsed().as_secs(), rss_kib()));
-            next_sample += Duration::from_secs(5);
-        }
     }
     while tasks.join_next().await.is_some() {}
-    let achieved = histogram.total() as f64 / started.elapsed().as_secs_f64();
+}
+
+fn report(name: &str, h: &Histogram, secs: u64) {
     println!(
-        "{name:<18} n={:<7} errors={:<4} rate={achieved:>7.0}/s  p50={:>6} us  p99={:>6} us  p99.9={:>6} us",
-        histogram.total(),
-        histogram.errors.load(Ordering::Relaxed),
-        histogram.quantile_us(0.50),
-        histogram.quantile_us(0.99),
-        histogram.quantile_us(0.999),
+        "{name:<14} n={:<7} errors={:<4} rate={:>6.0}/s  p50={:>6} us  p99={:>6} us  p99.9={:>6} us",
+        h.total(),
+        h.errors.load(Ordering::Relaxed),
+        h.total() as f64 / secs as f64,
+        h.quantile_us(0.50),
+        h.quantile_us(0.99),
+        h.quantile_us(0.999),
     );
-    if sample_memory {
-        let line: Vec<String> = memory
-            .iter()
-            .map(|(t, kib)| format!("{t}s:{}MiB", kib / 1024))
-            .collect();
-        println!("{:<18} rss {}", "", line.join(" "));
-    }
-    histogram
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let backend = if std::env::args().any(|a| a == "--postgres") {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    };
+    let backend = aos_tests::bench::backend();
     let env_u64 = |name: &str, default: u64| {
         std::env::var(name)
             .ok()
@@ -209,66 +194,55 @@ async fn main() {
         backend.as_str(),
         std::env::var("AOS_TEST_HTTP_WORKERS").unwrap_or_else(|_| "1".into())
     );
+    let direct_url = format!("{upstream}/chat/completions");
+    let aos_url = app.url("/v1/chat/completions");
+    let set_budget = |on: bool| {
+        let request = app
+            .as_(&admin, reqwest::Method::PUT, "/api/v1/proxy/settings")
+            .json(&if on {
+                json!({"budget": {"daily_limit_micros": 1_000_000_000_000i64}})
+            } else {
+                json!({})
+            });
+        async move { assert!(request.send().await.unwrap().status().is_success()) }
+    };
     // Warm both paths (connections, token tables, caches).
-    phase(
-        "warm-up direct",
-        &client,
-        format!("{upstream}/chat/completions"),
-        None,
-        rate,
-        2,
-        false,
-    )
-    .await;
-    phase(
-        "warm-up aos",
-        &client,
-        app.url("/v1/chat/completions"),
-        Some(key.clone()),
-        rate,
-        2,
-        false,
-    )
-    .await;
+    let warm = Arc::new(Histogram::new());
+    phase(&warm, &client, &direct_url, None, rate, 2).await;
+    phase(&warm, &client, &aos_url, Some(&key), rate, 2).await;
 
-    let direct = phase(
-        "direct",
-        &client,
-        format!("{upstream}/chat/completions"),
-        None,
-        rate,
-        secs,
-        false,
-    )
-    .await;
-    let aos = phase(
-        "aos",
-        &client,
-        app.url("/v1/chat/completions"),
-        Some(key.clone()),
-        rate,
-        secs,
-        true,
-    )
-    .await;
-    let response = app
-        .as_(&admin, reqwest::Method::PUT, "/api/v1/proxy/settings")
-        .json(&json!({"budget": {"daily_limit_micros": 1_000_000_000_000i64}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
-    let budget = phase(
-        "aos + budget",
-        &client,
-        app.url("/v1/chat/completions"),
-        Some(key.clone()),
-        rate,
-        secs,
-        true,
-    )
-    .await;
-
+    // Resident memory of this process (AOS, the load generator) every 5 s, all run long.
+    let memory = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sampler = {
+        let memory = Arc::clone(&memory);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            loop {
+                memory.lock().unwrap().push((started.elapsed().as_secs(), rss_kib()));
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        })
+    };
+    // Interleaved rounds, so drift on the shared machine hits every path alike.
+    const ROUNDS: u64 = 5;
+    let slice = secs.div_ceil(ROUNDS);
+    let (direct, aos, budget) = (
+        Arc::new(Histogram::new()),
+        Arc::new(Histogram::new()),
+        Arc::new(Histogram::new()),
+    );
+    for _ in 0..ROUNDS {
+        phase(&direct, &client, &direct_url, None, rate, slice).await;
+        phase(&aos, &client, &aos_url, Some(&key), rate, slice).await;
+        set_budget(true).await;
+        phase(&budget, &client, &aos_url, Some(&key), rate, slice).await;
+        set_budget(false).await;
+    }
+    sampler.abort();
+    let per_path = slice * ROUNDS;
+    report("direct", &direct, per_path);
+    report("aos", &aos, per_path);
+    report("aos + budget", &budget, per_path);
     for (name, h) in [("aos", &aos), ("aos + budget", &budget)] {
         let over = |q: f64| h.quantile_us(q) as i64 - direct.quantile_us(q) as i64;
         println!(
@@ -278,6 +252,13 @@ async fn main() {
             over(0.999)
         );
     }
+    let samples = memory.lock().unwrap().clone();
+    let line: Vec<String> = samples
+        .iter()
+        .step_by((samples.len() / 12).max(1))
+        .map(|(t, kib)| format!("{t}s:{}MiB", kib / 1024))
+        .collect();
+    println!("rss over the run: {}", line.join(" "));
     let stats = app.spine.proxy_writer_stats(&aos_spine::AuthContext::Founder).unwrap();
     println!(
         "call log writer: queued {} written {} dropped {} batches {} retries {}",

@@ -658,6 +658,9 @@ fn pump(
         let mut upstream_events = response.chunks();
         let mut sse = upstream::SseSplitter::default();
         let mut changes = shared.kill_switch.subscribe();
+        // Check once at the start too: a freeze between the request's check and this
+        // subscription must not be missed.
+        changes.mark_changed();
         let mut text = String::new();
         let mut usage: Option<Tokens> = None;
         let mut finish_reason: Option<String> = None;
@@ -719,6 +722,9 @@ fn pump(
                 }
             }
         };
+        // The client's stream ends now; accounting (which may count tokens) comes after.
+        drop(tx);
+        drop(upstream_events);
         // Bill what was generated: the upstream's usage if it came, else counted here.
         let encoding = route.price.as_ref().and_then(|p| p.encoding.clone());
         let (tokens, token_source) = match usage {
