@@ -320,6 +320,16 @@ async fn chat_streams_and_embeddings_are_proxied_and_accounted(backend: Backend)
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    // `stream` means nothing to embeddings: the answer is JSON.
+    let (status, _, body) = v1(
+        app,
+        agent,
+        "/v1/embeddings",
+        json!({"model": "text-embedding-3-small", "input": "a", "stream": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["object"], "list");
     let models: Value = app
         .as_(agent, Method::GET, "/v1/models")
         .send()
@@ -429,6 +439,11 @@ async fn errors_take_openai_shape_and_upstream_failures_are_clear(backend: Backe
         (status, body["error"]["param"].as_str()),
         (StatusCode::BAD_REQUEST, Some("messages"))
     );
+    let (status, _, body) = v1(app, agent, "/v1/chat/completions", chat_body("gpt-4o-mini\u{0}", "x")).await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("model"))
+    );
     let (status, _, body) = v1(app, agent, "/v1/chat/completions", chat_body("no-such-model", "x")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     openai_error(&body, "not_found", "invalid_request_error");
@@ -458,6 +473,18 @@ async fn errors_take_openai_shape_and_upstream_failures_are_clear(backend: Backe
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "fake_error");
+    // The provider's rate limit is AOS's 429, without the provider's words (they name the
+    // operator's account).
+    let (status, _, body) = v1(
+        app,
+        agent,
+        "/v1/chat/completions",
+        chat_body("gpt-4o-mini", "[[status:429]]"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    openai_error(&body, "rate_limited", "rate_limit_error");
+    assert!(!body.to_string().contains("asked to fail"), "{body}");
     let (status, call_id, body) = v1(app, agent, "/v1/chat/completions", chat_body("down-model", "hi")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(
@@ -660,6 +687,9 @@ async fn guardrails_block_redact_and_flag_without_keeping_the_text(backend: Back
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    // The cap binds a request that set no limit of its own.
+    let sent = env.fake.counters.last_body.lock().unwrap().clone().unwrap();
+    assert_eq!(sent["max_tokens"], 50, "{sent}");
     let logged = logged_call(app, agent, &call_id.unwrap()).await;
     assert_eq!(logged["guardrails"][0]["action"], "flag");
     let mut capped = chat_body("fake-model", "hi");
@@ -777,6 +807,20 @@ async fn concurrent_requests_cannot_overshoot_a_budget(backend: Backend) {
         10,
         "refused calls never went upstream"
     );
+
+    // Under a budget: a model without a price is refused (a budget could not hold it), and
+    // an absurd max_tokens is simply over budget.
+    let (status, _, body) = v1(app, &env.agent, "/v1/chat/completions", chat_body("nokey-model", "hi")).await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (StatusCode::FORBIDDEN, Some("model")),
+        "{body}"
+    );
+    let mut huge = chat_body("fake-model", "hi");
+    huge["max_tokens"] = json!(1_000_000_000_000_000_000u64);
+    let (status, _, body) = v1(app, &env.agent, "/v1/chat/completions", huge).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "budget_exceeded");
 
     // A per-key monthly limit applies on top.
     let (third_id, third) = app.create_key(&env.tenant, &["proxy:invoke"]).await;

@@ -62,7 +62,10 @@ impl From<DieselError> for DriverError {
                     DatabaseErrorKind::ClosedConnection => Self::Unavailable(info.message().to_owned()),
                     _ => {
                         let message = info.message();
-                        if message.contains("database is locked") || message.contains("database is busy") {
+                        if message.contains("database is locked")
+                            || message.contains("database is busy")
+                            || message.contains("deadlock detected")
+                        {
                             Self::Busy
                         } else {
                             Self::Database(message.to_owned())

@@ -68,7 +68,8 @@ pub async fn ensure_counter(
 
 /// Adds `amount` to the counter's reservation if `spent + reserved + amount <= limit`, in
 /// one conditional UPDATE (atomic under concurrency on both backends). False when the
-/// limit would be passed (nothing changed).
+/// limit would be passed (nothing changed). Written as `spent + reserved <= limit -
+/// amount` so no sum can overflow.
 #[allow(clippy::too_many_arguments)]
 pub async fn reserve(
     conn: &mut Conn,
@@ -79,12 +80,15 @@ pub async fn reserve(
     limit: i64,
     now: DbTime,
 ) -> DriverResult<bool> {
+    if amount > limit {
+        return Ok(false);
+    }
     let updated = on_backend!(conn, |c| diesel::update(
         proxy_spend::table
             .filter(proxy_spend::tenant_id.eq(tenant_id))
             .filter(proxy_spend::scope.eq(scope))
             .filter(proxy_spend::period.eq(period))
-            .filter((proxy_spend::spent_micros + proxy_spend::reserved_micros + amount).le(limit)),
+            .filter((proxy_spend::spent_micros + proxy_spend::reserved_micros).le(limit - amount)),
     )
     .set((
         proxy_spend::reserved_micros.eq(proxy_spend::reserved_micros + amount),
@@ -135,18 +139,28 @@ pub async fn counters(
 /// parameter limit).
 const CHUNK_PG: usize = 500;
 
-/// Inserts a batch of calls.
+/// Inserts a batch of calls; a call already stored (a retried batch) is left alone.
 pub async fn insert_calls(conn: &mut Conn, rows: &[ProxyCallRow]) -> DriverResult<()> {
     match conn.backend_mut() {
         BackendConn::Pg(c) => {
             for chunk in rows.chunks(CHUNK_PG) {
-                diesel::insert_into(proxy_calls::table).values(chunk).execute(c).await?;
+                diesel::insert_into(proxy_calls::table)
+                    .values(chunk)
+                    .on_conflict(proxy_calls::id)
+                    .do_nothing()
+                    .execute(c)
+                    .await?;
             }
         }
         // One statement per row inside the caller's transaction: cheap in-process.
         BackendConn::Sqlite(c) => {
             for row in rows {
-                diesel::insert_into(proxy_calls::table).values(row).execute(c).await?;
+                diesel::insert_into(proxy_calls::table)
+                    .values(row)
+                    .on_conflict(proxy_calls::id)
+                    .do_nothing()
+                    .execute(c)
+                    .await?;
             }
         }
     }

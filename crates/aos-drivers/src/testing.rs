@@ -48,6 +48,30 @@ impl TestDatabase {
     pub fn backend(&self) -> Backend {
         self.db.backend()
     }
+
+    /// PostgreSQL only: refuses (`false`) or allows new connections to this database, and
+    /// on refusal ends the open ones, so the database is as good as down for its pool.
+    pub async fn set_reachable(&self, reachable: bool) {
+        let name = self
+            .pg_name
+            .as_deref()
+            .expect("set_reachable is for PostgreSQL test databases");
+        let mut conn = AsyncPgConnection::establish(&admin_url())
+            .await
+            .expect("connect to the admin database");
+        diesel::sql_query(format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {reachable}"))
+            .execute(&mut conn)
+            .await
+            .expect("change ALLOW_CONNECTIONS");
+        if !reachable {
+            diesel::sql_query(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ))
+            .execute(&mut conn)
+            .await
+            .expect("end the open connections");
+        }
+    }
 }
 
 impl Drop for TestDatabase {

@@ -229,10 +229,19 @@ pub struct ReplayOutcome {
 /// `GET /api/v1/admin/proxy/writer`: the call log writer's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WriterStats {
+    /// Call records accepted into the queue.
     pub queued: u64,
+    /// Call records stored.
     pub written: u64,
-    /// Records lost (queue full past the timeout, or unwritten at shutdown). Should be 0.
+    /// Call records lost (queue full past the timeout, or unwritten at shutdown). Should be 0.
     pub dropped: u64,
+    /// Records the database refused for good (dropped one by one; the rest of their batch
+    /// was written). Should be 0.
+    pub rejected: u64,
+    /// Spend counter updates applied (settlements, summed per counter).
+    pub settled: u64,
+    /// Counters with settlements not applied yet.
+    pub spend_pending: u64,
     pub retries: u64,
     pub batches: u64,
     pub queue_depth: u64,

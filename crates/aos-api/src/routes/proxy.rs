@@ -114,7 +114,7 @@ pub async fn put_settings(
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let settings = spine
-        .execute(ops::PutSettings {
+        .proxy_put_settings(ops::PutSettings {
             actor: caller.0,
             tenant_id: query.tenant_id,
             settings: body.into_inner(),

@@ -74,6 +74,8 @@ pub fn limits(settings: &TenantSettings, key: Option<Uuid>, now: OffsetDateTime)
     {
         push(key_scope(key), budget);
     }
+    // The writer applies settlements in this same order: no lock-order deadlocks.
+    out.sort_by(|a, b| (&a.scope, &a.period).cmp(&(&b.scope, &b.period)));
     out
 }
 
@@ -196,7 +198,9 @@ mod tests {
         let now = datetime!(2026-11-21 12:00 UTC);
         let limits = limits(&settings, Some(key), now);
         assert_eq!(limits.len(), 2);
-        assert_eq!(limits[1].describe(), "this API key's monthly budget");
+        // Sorted as the writer sorts: `key:...` before `tenant`.
+        assert_eq!(limits[0].describe(), "this API key's monthly budget");
+        assert_eq!(limits[1].describe(), "the tenant's daily budget");
         let reservation = Reservation {
             amount_micros: 40,
             counters: limits.iter().map(|l| (l.scope.clone(), l.period.clone())).collect(),

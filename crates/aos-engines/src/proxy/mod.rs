@@ -207,6 +207,20 @@ pub fn completion_text(response: &Value) -> String {
             if let Some(content) = choice.pointer("/message/content").and_then(Value::as_str) {
                 text.push_str(content);
             }
+            if let Some(calls) = choice.pointer("/message/tool_calls").and_then(Value::as_array) {
+                for call in calls {
+                    text.push_str(
+                        call.pointer("/function/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default(),
+                    );
+                    text.push_str(
+                        call.pointer("/function/arguments")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default(),
+                    );
+                }
+            }
         }
     }
     text
@@ -232,6 +246,20 @@ pub fn chunk_info(data: &str) -> Option<ChunkInfo> {
         for choice in choices {
             if let Some(t) = choice.pointer("/delta/content").and_then(Value::as_str) {
                 info.text.push_str(t);
+            }
+            if let Some(calls) = choice.pointer("/delta/tool_calls").and_then(Value::as_array) {
+                for call in calls {
+                    info.text.push_str(
+                        call.pointer("/function/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default(),
+                    );
+                    info.text.push_str(
+                        call.pointer("/function/arguments")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default(),
+                    );
+                }
             }
             if let Some(r) = choice.get("finish_reason").and_then(Value::as_str) {
                 info.finish_reason = Some(r.to_owned());

@@ -89,14 +89,21 @@ pub struct Tokens {
     pub output: u64,
 }
 
-/// The cost of `tokens` at `price`, in micro-dollars, rounded up.
+/// The most one call can cost (a million dollars): keeps counters far from overflow
+/// whatever an upstream reports.
+pub const MAX_CALL_COST: i64 = 1_000_000_000_000;
+
+/// The cost of `tokens` at `price`, in micro-dollars, rounded up (at most
+/// [`MAX_CALL_COST`]).
 pub fn cost(price: &Price, tokens: Tokens) -> i64 {
     let per_million = |tokens: u64, rate: i64| u128::from(tokens) * u128::try_from(rate.max(0)).unwrap_or(0);
     let cached = tokens.cached_input.min(tokens.input);
     let total = per_million(tokens.input - cached, price.input)
         + per_million(cached, price.cached_input.unwrap_or(price.input))
         + per_million(tokens.output, price.output);
-    i64::try_from(total.div_ceil(1_000_000)).unwrap_or(i64::MAX)
+    i64::try_from(total.div_ceil(1_000_000))
+        .unwrap_or(MAX_CALL_COST)
+        .min(MAX_CALL_COST)
 }
 
 /// Micro-dollars as a decimal dollar string (`1234567` → `"1.234567"`), for display.

@@ -67,6 +67,16 @@ pub fn chat_prompt(bpe: &CoreBPE, messages: &[Value]) -> u64 {
     total
 }
 
+/// Prompt tokens of a whole chat request: its messages and its tool definitions.
+pub fn chat_request(bpe: &CoreBPE, body: &Value) -> u64 {
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let tools = body.get("tools").map_or(0, |t| count(bpe, &t.to_string()));
+    chat_prompt(bpe, messages) + tools
+}
+
 /// Input tokens of an embeddings request (`input`: a string or an array of strings).
 pub fn embedding_input(bpe: &CoreBPE, input: &Value) -> u64 {
     match input {

@@ -1,23 +1,28 @@
 //! The call log's background writer. The request path hands it records and moves on;
 //! the writer inserts them in batches (one transaction per batch: call rows and the
-//! aggregated spend settlements).
+//! spend settlements).
 //!
-//! - The queue is bounded. When it is full (the database is slow or down) a submitter
-//!   waits up to `enqueue_timeout_ms` for room, which slows callers down instead of
-//!   growing memory; past that the record is dropped and counted.
-//! - A failed batch is retried with backoff (up to 5 s between tries) until it lands;
-//!   meanwhile the queue fills and the backpressure above applies.
+//! - Call rows go through a bounded queue. When it is full (the database is slow or down)
+//!   a submitter waits up to `enqueue_timeout_ms` for room, which slows callers down
+//!   instead of growing memory; past that the row is dropped and counted.
+//! - Spend settlements are never dropped: they are summed per counter in memory (one entry
+//!   per tenant or key and period, so bounded by the active counters, not by traffic) and
+//!   applied with each batch; a failed batch puts its sums back.
+//! - A batch that fails for a transient reason (database busy or unreachable) is retried
+//!   with backoff (up to 5 s between tries) until it lands. A batch the database refuses
+//!   for good is written record by record, and only the records it refuses are dropped
+//!   and counted (`rejected`), so one bad record cannot stall the log.
 //! - [`Writer::shutdown`] flushes what is queued, within a deadline; what cannot be
 //!   written by then is counted as dropped.
 //!
-//! [`WriterStats`] counts what was queued, written, retried and dropped (should be zero).
+//! [`WriterStats`] counts what was queued, written, retried, rejected and dropped.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use aos_drivers::{Database, TxMode, proxy as db};
+use aos_drivers::{Database, DriverError, TxMode, proxy as db};
 use aos_models::proxy::{ProxyCallRow, ProxySpendRow};
 use aos_models::{DbTime, DbUuid};
 use serde::{Deserialize, Serialize};
@@ -70,9 +75,16 @@ pub enum Record {
 /// The writer's counters.
 #[derive(Debug, Default, Serialize)]
 pub struct WriterStats {
+    /// Call rows accepted into the queue.
     pub queued: AtomicU64,
+    /// Call rows stored.
     pub written: AtomicU64,
+    /// Call rows lost: the queue stayed full past the timeout, or shutdown's deadline passed.
     pub dropped: AtomicU64,
+    /// Records the database refused for good (dropped one by one, the rest written).
+    pub rejected: AtomicU64,
+    /// Counter updates applied (summed settlements).
+    pub settled: AtomicU64,
     pub retries: AtomicU64,
     pub batches: AtomicU64,
     pub failing: AtomicBool,
@@ -84,6 +96,10 @@ pub struct WriterSnapshot {
     pub queued: u64,
     pub written: u64,
     pub dropped: u64,
+    pub rejected: u64,
+    pub settled: u64,
+    /// Counters with settlements not yet applied.
+    pub spend_pending: u64,
     pub retries: u64,
     pub batches: u64,
     pub queue_depth: u64,
@@ -95,6 +111,7 @@ pub struct WriterSnapshot {
 #[derive(Debug, Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Record>,
+    spends: Arc<std::sync::Mutex<SpendSums>>,
     stats: Arc<WriterStats>,
     enqueue_timeout: Duration,
     capacity: usize,
@@ -140,10 +157,12 @@ impl Writer {
         let capacity = config.queue_capacity.max(1);
         let (tx, rx) = mpsc::channel(capacity);
         let stats = Arc::new(WriterStats::default());
+        let spends = Arc::new(std::sync::Mutex::new(SpendSums::new()));
         let stop = Stop::default();
         let handle = tokio::spawn(run(
             database,
             rx,
+            Arc::clone(&spends),
             Arc::clone(&stats),
             config.batch_size.max(1),
             stop.clone(),
@@ -151,6 +170,7 @@ impl Writer {
         ));
         Self {
             tx,
+            spends,
             stats,
             enqueue_timeout: Duration::from_millis(config.enqueue_timeout_ms),
             capacity,
@@ -160,8 +180,19 @@ impl Writer {
     }
 
     /// Queues `records`, waiting for room when the queue is full (see the module docs).
+    /// Spend settlements are added to the in-memory sums at once and never wait.
     pub async fn submit(&self, records: Vec<Record>) {
-        for record in records {
+        let mut calls = Vec::with_capacity(records.len());
+        {
+            let mut spends = self.spends.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for record in records {
+                match record {
+                    Record::Spend(row) => add_spend(&mut spends, row),
+                    call => calls.push(call),
+                }
+            }
+        }
+        for record in calls {
             let sent = match self.tx.try_send(record) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -187,6 +218,15 @@ impl Writer {
             queued: s.queued.load(Ordering::Relaxed),
             written: s.written.load(Ordering::Relaxed),
             dropped: s.dropped.load(Ordering::Relaxed),
+            rejected: s.rejected.load(Ordering::Relaxed),
+            settled: s.settled.load(Ordering::Relaxed),
+            spend_pending: u64::try_from(
+                self.spends
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .len(),
+            )
+            .unwrap_or(0),
             retries: s.retries.load(Ordering::Relaxed),
             batches: s.batches.load(Ordering::Relaxed),
             queue_depth: u64::try_from(self.capacity - self.tx.capacity()).unwrap_or(0),
@@ -206,8 +246,36 @@ impl Writer {
 }
 
 type SpendKey = (DbUuid, String, String);
+type SpendSums = HashMap<SpendKey, ProxySpendRow>;
 
-async fn write_batch(database: &Database, calls: Vec<ProxyCallRow>, spends: Vec<ProxySpendRow>) -> Result<(), String> {
+fn add_spend(sums: &mut SpendSums, row: ProxySpendRow) {
+    let key = (row.tenant_id, row.scope.clone(), row.period.clone());
+    sums.entry(key)
+        .and_modify(|acc| {
+            acc.spent_micros = acc.spent_micros.saturating_add(row.spent_micros);
+            acc.reserved_micros = acc.reserved_micros.saturating_add(row.reserved_micros);
+            acc.updated_at = acc.updated_at.max(row.updated_at);
+        })
+        .or_insert(row);
+}
+
+fn take_spends(spends: &std::sync::Mutex<SpendSums>) -> Vec<ProxySpendRow> {
+    let taken = std::mem::take(&mut *spends.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let mut rows: Vec<ProxySpendRow> = taken.into_values().collect();
+    // One lock order for every writer and every reservation (replicas write concurrently).
+    rows.sort_by(|a, b| (a.tenant_id, &a.scope, &a.period).cmp(&(b.tenant_id, &b.scope, &b.period)));
+    rows
+}
+
+fn put_back(spends: &std::sync::Mutex<SpendSums>, rows: Vec<ProxySpendRow>) {
+    let mut sums = spends.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for row in rows {
+        add_spend(&mut sums, row);
+    }
+}
+
+async fn write_batch(database: &Database, calls: &[ProxyCallRow], spends: &[ProxySpendRow]) -> Result<(), DriverError> {
+    let (calls, spends) = (calls.to_vec(), spends.to_vec());
     database
         .transaction(TxMode::Write, move |conn| {
             Box::pin(async move {
@@ -215,66 +283,100 @@ async fn write_batch(database: &Database, calls: Vec<ProxyCallRow>, spends: Vec<
                 for spend in &spends {
                     db::apply_spend(conn, spend).await?;
                 }
-                Ok::<(), aos_drivers::DriverError>(())
+                Ok::<(), DriverError>(())
             })
         })
         .await
-        .map_err(|e| e.to_string())
 }
 
-fn split(batch: &mut Vec<Record>) -> (Vec<ProxyCallRow>, Vec<ProxySpendRow>) {
-    let mut calls = Vec::new();
-    let mut spends: HashMap<SpendKey, ProxySpendRow> = HashMap::new();
-    for record in batch.drain(..) {
-        match record {
-            Record::Call(row) => calls.push(*row),
-            Record::Spend(row) => {
-                let key = (row.tenant_id, row.scope.clone(), row.period.clone());
-                spends
-                    .entry(key)
-                    .and_modify(|acc| {
-                        acc.spent_micros += row.spent_micros;
-                        acc.reserved_micros += row.reserved_micros;
-                        acc.updated_at = acc.updated_at.max(row.updated_at);
-                    })
-                    .or_insert(row);
+/// Writes a batch; `Err` only for a transient failure (the caller retries it all).
+/// A batch refused for good is written record by record, and what the database still
+/// refuses is dropped and counted.
+async fn write_or_isolate(
+    database: &Database,
+    stats: &WriterStats,
+    calls: &[ProxyCallRow],
+    spends: &[ProxySpendRow],
+) -> Result<(), DriverError> {
+    let (mut rejected_calls, mut rejected_spends) = (0u64, 0u64);
+    match write_batch(database, calls, spends).await {
+        Ok(()) => {}
+        Err(e) if e.is_transient() => return Err(e),
+        Err(error) => {
+            tracing::warn!(%error, "proxy call log: a batch was refused; writing its records one by one");
+            for call in calls {
+                match write_batch(database, std::slice::from_ref(call), &[]).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_transient() => return Err(e),
+                    Err(_) => rejected_calls += 1,
+                }
             }
+            for spend in spends {
+                match write_batch(database, &[], std::slice::from_ref(spend)).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_transient() => return Err(e),
+                    Err(error) => {
+                        tracing::error!(%error, tenant_id = %spend.tenant_id, scope = %spend.scope, "proxy spend settlement refused");
+                        rejected_spends += 1;
+                    }
+                }
+            }
+            stats
+                .rejected
+                .fetch_add(rejected_calls + rejected_spends, Ordering::Relaxed);
         }
     }
-    let mut spends: Vec<ProxySpendRow> = spends.into_values().collect();
-    // One lock order for every writer (replicas write concurrently).
-    spends.sort_by(|a, b| (a.tenant_id, &a.scope, &a.period).cmp(&(b.tenant_id, &b.scope, &b.period)));
-    (calls, spends)
+    let count = |n: usize, rejected: u64| u64::try_from(n).unwrap_or(0).saturating_sub(rejected);
+    stats
+        .written
+        .fetch_add(count(calls.len(), rejected_calls), Ordering::Relaxed);
+    stats
+        .settled
+        .fetch_add(count(spends.len(), rejected_spends), Ordering::Relaxed);
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
+
+/// How often pending settlements are applied when no call rows arrive.
+const SETTLE_EVERY: Duration = Duration::from_millis(100);
 
 async fn run(
     database: Database,
     mut rx: mpsc::Receiver<Record>,
+    spends: Arc<std::sync::Mutex<SpendSums>>,
     stats: Arc<WriterStats>,
     batch_size: usize,
     stop: Stop,
     flush_deadline: Duration,
 ) {
     let mut batch: Vec<Record> = Vec::with_capacity(batch_size);
-    loop {
+    while !stop.is_set() {
         if batch.is_empty() {
             tokio::select! {
                 n = rx.recv_many(&mut batch, batch_size) => {
                     if n == 0 {
-                        return; // every sender is gone and the queue is empty
+                        break; // every sender is gone
                     }
                 }
+                () = tokio::time::sleep(SETTLE_EVERY) => {}
                 () = stop.wait() => break,
             }
         }
-        let count = u64::try_from(batch.len()).unwrap_or(0);
-        let (calls, spends) = split(&mut batch);
+        let calls: Vec<ProxyCallRow> = batch
+            .drain(..)
+            .filter_map(|r| match r {
+                Record::Call(row) => Some(*row),
+                Record::Spend(_) => None,
+            })
+            .collect();
+        let sums = take_spends(&spends);
+        if calls.is_empty() && sums.is_empty() {
+            continue;
+        }
         let mut backoff = Duration::from_millis(100);
         loop {
-            match write_batch(&database, calls.clone(), spends.clone()).await {
+            match write_or_isolate(&database, &stats, &calls, &sums).await {
                 Ok(()) => {
-                    stats.written.fetch_add(count, Ordering::Relaxed);
-                    stats.batches.fetch_add(1, Ordering::Relaxed);
                     if stats.failing.swap(false, Ordering::Relaxed) {
                         tracing::info!("proxy call log: writing again");
                     }
@@ -286,8 +388,9 @@ async fn run(
                     }
                     stats.retries.fetch_add(1, Ordering::Relaxed);
                     if stop.is_set() {
-                        // Shutting down: one more try in the flush below.
-                        batch_restore(&mut batch, calls, spends);
+                        // Shutting down: the flush below tries once more.
+                        batch.extend(calls.into_iter().map(|c| Record::Call(Box::new(c))));
+                        put_back(&spends, sums);
                         break;
                     }
                     tokio::time::sleep(backoff).await;
@@ -295,23 +398,27 @@ async fn run(
                 }
             }
         }
-        if stop.is_set() {
-            break;
-        }
     }
-    // Shutdown: take everything still queued and write it before the deadline.
+    // Shutdown: everything still queued, and the pending sums, before the deadline.
     rx.close();
     while let Ok(record) = rx.try_recv() {
         batch.push(record);
     }
     let deadline = tokio::time::Instant::now() + flush_deadline;
-    while !batch.is_empty() {
-        let take = batch.len().min(batch_size);
-        let mut chunk: Vec<Record> = batch.drain(..take).collect();
-        let count = u64::try_from(chunk.len()).unwrap_or(0);
-        let (calls, spends) = split(&mut chunk);
+    let mut calls: Vec<ProxyCallRow> = batch
+        .drain(..)
+        .filter_map(|r| match r {
+            Record::Call(row) => Some(*row),
+            Record::Spend(_) => None,
+        })
+        .collect();
+    let mut sums = take_spends(&spends);
+    while !calls.is_empty() || !sums.is_empty() {
+        let take = calls.len().min(batch_size);
+        let chunk: Vec<ProxyCallRow> = calls.drain(..take).collect();
+        let chunk_sums = std::mem::take(&mut sums);
         let written = loop {
-            match tokio::time::timeout_at(deadline, write_batch(&database, calls.clone(), spends.clone())).await {
+            match tokio::time::timeout_at(deadline, write_or_isolate(&database, &stats, &chunk, &chunk_sums)).await {
                 Ok(Ok(())) => break true,
                 Ok(Err(error)) if tokio::time::Instant::now() < deadline => {
                     tracing::warn!(%error, "proxy call log: flush failed; retrying until the deadline");
@@ -321,24 +428,17 @@ async fn run(
                 _ => break false,
             }
         };
-        if written {
-            stats.written.fetch_add(count, Ordering::Relaxed);
-            stats.batches.fetch_add(1, Ordering::Relaxed);
-        } else {
-            let lost = count + u64::try_from(batch.len()).unwrap_or(0);
+        if !written {
+            let lost = u64::try_from(chunk.len() + calls.len()).unwrap_or(0);
             stats.dropped.fetch_add(lost, Ordering::Relaxed);
             tracing::error!(
                 dropped = lost,
-                "proxy call log: shutdown flush deadline passed; records dropped"
+                settlements = chunk_sums.len(),
+                "proxy call log: shutdown flush deadline passed; records and settlements lost"
             );
             return;
         }
     }
-}
-
-fn batch_restore(batch: &mut Vec<Record>, calls: Vec<ProxyCallRow>, spends: Vec<ProxySpendRow>) {
-    batch.extend(calls.into_iter().map(|c| Record::Call(Box::new(c))));
-    batch.extend(spends.into_iter().map(Record::Spend));
 }
 
 /// The retention cut-off for `days` (none when calls are kept forever).
@@ -352,7 +452,6 @@ mod tests {
     use aos_drivers::Backend;
     use aos_drivers::testing;
     use aos_models::DbJson;
-    use aos_models::tenant::NewTenant;
     use serde_json::json;
 
     fn call(tenant: DbUuid) -> Record {
@@ -385,9 +484,45 @@ mod tests {
         }))
     }
 
-    async fn waits_retries_drops_and_recovers(backend: Backend) {
+    fn spend(tenant: DbUuid, micros: i64) -> Record {
+        Record::Spend(ProxySpendRow {
+            tenant_id: tenant,
+            scope: "tenant".into(),
+            period: "day:2026-11-21".into(),
+            spent_micros: micros,
+            reserved_micros: 0,
+            updated_at: DbTime::now(),
+        })
+    }
+
+    async fn tenant(database: &Database, name: &str) -> DbUuid {
+        let mut conn = database.conn().await.unwrap();
+        crate::tenants::create(&mut conn, name).await.unwrap().id
+    }
+
+    async fn stored_calls(database: &Database, tenant: DbUuid) -> usize {
+        let mut conn = database.conn().await.unwrap();
+        db::list_calls(&mut conn, tenant, &Default::default(), None, 1000)
+            .await
+            .unwrap()
+            .len()
+    }
+
+    async fn eventually(what: &str, check: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while !check() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The database goes away (PostgreSQL refuses connections; SQLite's writer lock is
+    /// held): the writer keeps its batch and retries, the queue fills, submitters wait
+    /// and then drop, and everything queued lands once the database is back.
+    async fn holds_on_through_an_outage(backend: Backend) {
         let test_db = testing::database(backend).await;
         let database = test_db.database().clone();
+        let tenant = tenant(&database, "outage").await;
         let config = CallLogConfig {
             queue_capacity: 4,
             batch_size: 2,
@@ -396,17 +531,31 @@ mod tests {
             ..CallLogConfig::default()
         };
         let writer = Writer::start(database.clone(), &config);
-        // The tenant does not exist yet: every batch fails its foreign key, as if the
-        // database refused writes.
-        let tenant = DbUuid::new_v7();
-        writer.submit(vec![call(tenant)]).await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while writer.stats().retries == 0 {
-            assert!(tokio::time::Instant::now() < deadline, "the failing batch is retried");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(writer.stats().failing);
-        // The writer holds one batch; the queue takes 4 more; the rest wait 50 ms and drop.
+        let lock = match backend {
+            Backend::Postgres => {
+                test_db.set_reachable(false).await;
+                None
+            }
+            Backend::Sqlite => {
+                let (locked_tx, locked) = tokio::sync::oneshot::channel();
+                let held = database.clone();
+                let task = tokio::spawn(async move {
+                    held.transaction(TxMode::Write, move |_| {
+                        Box::pin(async move {
+                            let _ = locked_tx.send(());
+                            tokio::time::sleep(Duration::from_millis(1500)).await;
+                            Ok::<(), DriverError>(())
+                        })
+                    })
+                    .await
+                    .unwrap();
+                });
+                locked.await.unwrap();
+                Some(task)
+            }
+        };
+        writer.submit(vec![call(tenant), spend(tenant, 7)]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let started = tokio::time::Instant::now();
         writer.submit((0..10).map(|_| call(tenant)).collect()).await;
         let stats = writer.stats();
@@ -416,71 +565,82 @@ mod tests {
             started.elapsed() >= Duration::from_millis(50),
             "submitters waited for room"
         );
-        let kept = stats.queued;
-        // The database comes back: everything queued lands.
-        let mut conn = database.conn().await.unwrap();
-        let now = DbTime::now();
-        aos_drivers::tenants::insert(
-            &mut conn,
-            &NewTenant {
-                id: tenant,
-                name: "recovered".into(),
-                status: "ACTIVE".into(),
-                onboarding_state: "CREATED".into(),
-                settings: DbJson(json!({})),
-                created_at: now,
-                updated_at: now,
-            },
-        )
-        .await
-        .unwrap();
-        drop(conn);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while writer.stats().written < kept {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "recovered: {:?}",
-                writer.stats()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(stats.written, 0);
+        match lock {
+            Some(task) => task.await.unwrap(),
+            None => test_db.set_reachable(true).await,
         }
-        assert!(!writer.stats().failing);
-        let mut conn = database.conn().await.unwrap();
-        let rows = aos_drivers::proxy::list_calls(&mut conn, tenant, &Default::default(), None, 100)
-            .await
-            .unwrap();
-        assert_eq!(rows.len() as u64, kept);
-        drop(conn);
+        let kept = writer.stats().queued;
+        eventually("the queue drains", || writer.stats().written == kept).await;
+        eventually("the settlement lands", || writer.stats().settled == 1).await;
+        let stats = writer.stats();
+        assert!(!stats.failing && stats.rejected == 0, "{stats:?}");
+        if backend == Backend::Postgres {
+            assert!(stats.retries >= 1, "the refused batch was retried: {stats:?}");
+        }
+        assert_eq!(stored_calls(&database, tenant).await as u64, kept);
         writer.shutdown().await;
-        assert_eq!(writer.stats().written, kept);
+    }
+
+    /// A record the database refuses for good (here: a call of a tenant that does not
+    /// exist) is dropped alone; the rest of its batch is written and the writer goes on.
+    async fn a_refused_record_does_not_stall_the_log(backend: Backend) {
+        let test_db = testing::database(backend).await;
+        let database = test_db.database().clone();
+        let tenant = tenant(&database, "poison").await;
+        let writer = Writer::start(database.clone(), &CallLogConfig::default());
+        writer
+            .submit(vec![
+                call(tenant),
+                call(DbUuid::new_v7()),
+                call(tenant),
+                spend(tenant, 3),
+            ])
+            .await;
+        eventually("the good records land", || {
+            let s = writer.stats();
+            s.written == 2 && s.rejected == 1 && s.settled == 1
+        })
+        .await;
+        writer.submit(vec![call(tenant)]).await;
+        eventually("the writer goes on", || writer.stats().written == 3).await;
+        assert_eq!(stored_calls(&database, tenant).await, 3);
+        assert!(!writer.stats().failing);
+        writer.shutdown().await;
     }
 
     async fn shutdown_flushes_the_queue(backend: Backend) {
         let test_db = testing::database(backend).await;
         let database = test_db.database().clone();
-        let mut conn = database.conn().await.unwrap();
-        let tenant = crate::tenants::create(&mut conn, "flush").await.unwrap().id;
-        drop(conn);
+        let tenant = tenant(&database, "flush").await;
         let writer = Writer::start(database.clone(), &CallLogConfig::default());
-        writer.submit((0..50).map(|_| call(tenant)).collect()).await;
+        let mut records: Vec<Record> = (0..50).map(|_| call(tenant)).collect();
+        records.push(spend(tenant, 5));
+        writer.submit(records).await;
         writer.shutdown().await;
         let stats = writer.stats();
-        assert_eq!((stats.written, stats.dropped), (50, 0), "{stats:?}");
-        let mut conn = database.conn().await.unwrap();
-        let rows = aos_drivers::proxy::list_calls(&mut conn, tenant, &Default::default(), None, 100)
-            .await
-            .unwrap();
-        assert_eq!(rows.len(), 50);
+        assert_eq!((stats.written, stats.dropped, stats.settled), (50, 0, 1), "{stats:?}");
+        assert_eq!(stored_calls(&database, tenant).await, 50);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_writer_waits_retries_drops_and_recovers() {
-        waits_retries_drops_and_recovers(Backend::Postgres).await;
+    async fn postgres_writer_holds_on_through_an_outage() {
+        holds_on_through_an_outage(Backend::Postgres).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_writer_waits_retries_drops_and_recovers() {
-        waits_retries_drops_and_recovers(Backend::Sqlite).await;
+    async fn sqlite_writer_holds_on_through_an_outage() {
+        holds_on_through_an_outage(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_refused_record_does_not_stall_the_log() {
+        a_refused_record_does_not_stall_the_log(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_refused_record_does_not_stall_the_log() {
+        a_refused_record_does_not_stall_the_log(Backend::Sqlite).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@
 //! own task, which re-checks the kill switch on every change and bills what was generated
 //! when the client hangs up or a freeze cuts the stream.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -247,13 +248,20 @@ async fn tenant_settings(shared: &Shared, tenant: Uuid) -> SpineResult<Arc<Tenan
 
 fn estimate_input(endpoint: Endpoint, bpe: &tokens::CoreBPE, body: &Value) -> u64 {
     match endpoint {
-        Endpoint::Chat => tokens::chat_prompt(
-            bpe,
-            body.get("messages")
-                .and_then(Value::as_array)
-                .map_or(&[], Vec::as_slice),
-        ),
+        Endpoint::Chat => tokens::chat_request(bpe, body),
         Endpoint::Embeddings => body.get("input").map_or(0, |i| tokens::embedding_input(bpe, i)),
+    }
+}
+
+/// The request field that limits a completion: reasoning models (`o1`, `o3`, `gpt-5`...)
+/// take only `max_completion_tokens`; older and non-OpenAI models `max_tokens`.
+fn token_limit_field(model: &str) -> &'static str {
+    let reasoning = model.starts_with("gpt-5")
+        || (model.starts_with('o') && model.chars().nth(1).is_some_and(|c| c.is_ascii_digit()));
+    if reasoning {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
     }
 }
 
@@ -311,8 +319,13 @@ fn validate(endpoint: Endpoint, body: &Value) -> SpineResult<String> {
     let model = body
         .get("model")
         .and_then(Value::as_str)
-        .filter(|m| !m.trim().is_empty() && m.len() <= 200)
-        .ok_or_else(|| invalid("model", "required: the model name"))?;
+        .filter(|m| !m.trim().is_empty() && m.len() <= 200 && !m.chars().any(char::is_control))
+        .ok_or_else(|| {
+            invalid(
+                "model",
+                "required: a model name (at most 200 characters, no control characters)",
+            )
+        })?;
     match endpoint {
         Endpoint::Chat => {
             let ok = body
@@ -359,7 +372,9 @@ async fn run(
     let mut body: Value = serde_json::from_slice(&raw)
         .map_err(|e| SpineError::bad_request(format!("the body is not valid JSON: {e}")))?;
     let model = validate(endpoint, &body)?;
-    let stream = replayed_from.is_none() && body.get("stream").and_then(Value::as_bool) == Some(true);
+    let stream = endpoint == Endpoint::Chat
+        && replayed_from.is_none()
+        && body.get("stream").and_then(Value::as_bool) == Some(true);
     let wants_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
     let request = if config.log.store_bodies {
         stored(&body, config.log.max_body_bytes)
@@ -448,12 +463,33 @@ async fn run(
             object.remove("stream");
             object.remove("stream_options");
         }
+        // A max_tokens cap also binds requests that set no limit.
+        if let Some(cap) = settings.guardrails.max_tokens
+            && endpoint == Endpoint::Chat
+            && !object.contains_key("max_tokens")
+            && !object.contains_key("max_completion_tokens")
+        {
+            object.insert(token_limit_field(&model).into(), json!(cap));
+        }
     }
 
     // Budgets: reserve the worst case before anything goes upstream.
     let encoding = route.price.as_ref().and_then(|p| p.encoding.clone());
     let limits = budget::limits(&settings, key, OffsetDateTime::now_utc());
     let mut prompt_estimate = None;
+    if !limits.is_empty() && route.price.is_none() {
+        let error = SpineError {
+            field: Some("model".into()),
+            ..SpineError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "the model {model} has no price, so a budget cannot hold it; the operator adds it under [proxy.prices]"
+                ),
+            )
+        };
+        finish(runtime, &ledger, Outcome::refused(CallStatus::Blocked, &error), None).await;
+        return Err(error);
+    }
     let reservation = if limits.is_empty() {
         None
     } else {
@@ -514,9 +550,16 @@ async fn run(
         tracing::warn!(call_id = %ledger.id, provider = %route.provider.name, status, "upstream answered an error");
         let result = match status {
             // The client's own mistake as the provider saw it: passed through as is.
-            400 | 404 | 409 | 413 | 422 | 429 if upstream_body.as_ref().is_some_and(|b| b.get("error").is_some()) => {
-                Ok(text)
-            }
+            400 | 404 | 409 | 413 | 422 if upstream_body.as_ref().is_some_and(|b| b.get("error").is_some()) => Ok(text),
+            // The provider's own limit: its message names the operator's account, so it is
+            // not passed on.
+            429 => Err(SpineError {
+                retry_after: Some(5),
+                ..SpineError::new(
+                    ErrorCode::RateLimited,
+                    format!("provider {} is rate limiting; retry shortly", route.provider.name),
+                )
+            }),
             401 | 403 => Err(upstream_error(format!(
                 "provider {} refused AOS's credentials; the operator must check them",
                 route.provider.name
@@ -534,7 +577,7 @@ async fn run(
                     .as_ref()
                     .and_then(|b| b.pointer("/error/code"))
                     .and_then(Value::as_str)
-                    .map(str::to_owned),
+                    .map(|c| c.chars().filter(|ch| !ch.is_control()).take(100).collect()),
                 tokens: Tokens::default(),
                 token_source: "none",
                 cost: 0,
@@ -637,6 +680,39 @@ fn error_event(code: ErrorCode, message: &str) -> Bytes {
     Bytes::from(format!("data: {event}\n\n"))
 }
 
+/// What a stream carried so far: the text (for counting), the usage, the finish reason.
+#[derive(Debug, Default)]
+struct Seen {
+    text: String,
+    usage: Option<Tokens>,
+    finish_reason: Option<String>,
+}
+
+impl Seen {
+    /// Takes in one upstream event; whether it goes on to the client (the usage chunk
+    /// does only when the client asked for usage).
+    fn absorb(&mut self, event: &[u8], wants_usage: bool) -> bool {
+        let Some(info) = upstream::event_data(event).and_then(|data| engine::chunk_info(&data)) else {
+            return true;
+        };
+        if self.text.len() < 4 * 1024 * 1024 {
+            self.text.push_str(&info.text);
+        }
+        if info.finish_reason.is_some() {
+            self.finish_reason = info.finish_reason;
+        }
+        if info.usage.is_some() {
+            self.usage = info.usage;
+        }
+        !info.usage_only || wants_usage
+    }
+}
+
+/// Sends an error event, waiting a little for room (a client that reads gets it).
+async fn send_error(tx: &tokio::sync::mpsc::Sender<Bytes>, code: ErrorCode, message: &str) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), tx.send(error_event(code, message))).await;
+}
+
 /// Starts the task that forwards a streamed response event by event, and returns the
 /// client's side of it.
 #[allow(clippy::too_many_arguments)]
@@ -661,12 +737,19 @@ fn pump(
         // Check once at the start too: a freeze between the request's check and this
         // subscription must not be missed.
         changes.mark_changed();
-        let mut text = String::new();
-        let mut usage: Option<Tokens> = None;
-        let mut finish_reason: Option<String> = None;
+        let mut seen = Seen::default();
         let timeout = route.provider.timeout;
         let mut watching = true;
-        let outcome = 'outer: loop {
+        // Events read from upstream, waiting for the client to take them (bounded: the
+        // upstream is not read further while the client is this far behind).
+        let mut pending: VecDeque<Bytes> = VecDeque::new();
+        let mut upstream_done = false;
+        // When the client must have taken the next event by.
+        let mut stall = tokio::time::Instant::now() + timeout;
+        let outcome = loop {
+            if upstream_done && pending.is_empty() {
+                break (CallStatus::Ok, None);
+            }
             tokio::select! {
                 biased;
                 changed = changes.changed(), if watching => {
@@ -675,53 +758,67 @@ fn pump(
                         continue;
                     }
                     if let Err(error) = kill_switch_check(&shared.kill_switch, &actor) {
-                        let _ = tx.try_send(error_event(error.code, &error.message));
+                        send_error(&tx, error.code, &error.message).await;
                         break (CallStatus::Aborted, Some(error.code));
                     }
                 }
                 () = tx.closed() => break (CallStatus::ClientDisconnected, None),
-                next = tokio::time::timeout(timeout, upstream_events.next()) => {
-                    let chunk = match next {
-                        Err(_) => {
-                            let _ = tx.try_send(error_event(ErrorCode::UpstreamError, "the upstream timed out mid-stream"));
-                            break (CallStatus::UpstreamError, Some(ErrorCode::UpstreamError));
-                        }
-                        Ok(None) => break (CallStatus::Ok, None),
-                        Ok(Some(Err(_))) => {
-                            let _ = tx.try_send(error_event(ErrorCode::UpstreamError, "the upstream stream broke off"));
-                            break (CallStatus::UpstreamError, Some(ErrorCode::UpstreamError));
-                        }
-                        Ok(Some(Ok(chunk))) => chunk,
+                permit = tx.reserve(), if !pending.is_empty() => {
+                    let Ok(permit) = permit else {
+                        break (CallStatus::ClientDisconnected, None);
                     };
-                    let events = match sse.push(&chunk) {
-                        Ok(events) => events,
+                    if let Some(event) = pending.pop_front() {
+                        permit.send(event);
+                    }
+                    stall = tokio::time::Instant::now() + timeout;
+                }
+                () = tokio::time::sleep_until(stall), if !pending.is_empty() => {
+                    tracing::info!(call_id = %ledger.id, "the client stopped reading; stream closed");
+                    break (CallStatus::ClientDisconnected, None);
+                }
+                next = tokio::time::timeout(timeout, upstream_events.next()), if !upstream_done && pending.len() < 64 => {
+                    let events = match next {
                         Err(_) => {
-                            let _ = tx.try_send(error_event(ErrorCode::UpstreamError, "the upstream sent an oversized event"));
+                            send_error(&tx, ErrorCode::UpstreamError, "the upstream timed out mid-stream").await;
                             break (CallStatus::UpstreamError, Some(ErrorCode::UpstreamError));
                         }
+                        Ok(Some(Err(_))) => {
+                            send_error(&tx, ErrorCode::UpstreamError, "the upstream stream broke off").await;
+                            break (CallStatus::UpstreamError, Some(ErrorCode::UpstreamError));
+                        }
+                        Ok(None) => {
+                            upstream_done = true;
+                            // A last event without its blank line still counts.
+                            sse.rest().map(|rest| {
+                                let mut event = rest.to_vec();
+                                event.extend_from_slice(b"\n\n");
+                                vec![Bytes::from(event)]
+                            }).unwrap_or_default()
+                        }
+                        Ok(Some(Ok(chunk))) => match sse.push(&chunk) {
+                            Ok(events) => events,
+                            Err(_) => {
+                                send_error(&tx, ErrorCode::UpstreamError, "the upstream sent an oversized event").await;
+                                break (CallStatus::UpstreamError, Some(ErrorCode::UpstreamError));
+                            }
+                        },
                     };
                     for event in events {
-                        if let Some(data) = upstream::event_data(&event)
-                            && let Some(info) = engine::chunk_info(&data)
-                        {
-                            text.push_str(&info.text);
-                            if info.finish_reason.is_some() {
-                                finish_reason = info.finish_reason;
+                        if seen.absorb(&event, wants_usage) {
+                            if pending.is_empty() {
+                                stall = tokio::time::Instant::now() + timeout;
                             }
-                            if info.usage.is_some() {
-                                usage = info.usage;
-                            }
-                            if info.usage_only && !wants_usage {
-                                continue;
-                            }
-                        }
-                        if tx.send(event).await.is_err() {
-                            break 'outer (CallStatus::ClientDisconnected, None);
+                            pending.push_back(event);
                         }
                     }
                 }
             }
         };
+        let Seen {
+            text,
+            usage,
+            finish_reason,
+        } = seen;
         // The client's stream ends now; accounting (which may count tokens) comes after.
         drop(tx);
         drop(upstream_events);
@@ -781,6 +878,15 @@ impl Spine {
         })?
     }
 
+    /// Replaces a tenant's proxy settings; this replica uses them at once (after commit),
+    /// the others within `proxy.settings_cache_ms`.
+    pub async fn proxy_put_settings(&self, put: PutSettings) -> SpineResult<api::ProxySettings> {
+        let (tenant, settings) = self.execute(put).await?;
+        let api = settings_to_api(&settings)?;
+        self.shared().proxy.engine.settings.put(tenant, Arc::new(settings));
+        Ok(api)
+    }
+
     /// `GET /v1/models`: the models the caller may use.
     pub async fn proxy_models(&self, actor: &AuthContext) -> SpineResult<Vec<(String, String)>> {
         let tenant = actor.tenant_with(Scope::ProxyInvoke)?;
@@ -800,6 +906,9 @@ impl Spine {
             queued: s.queued,
             written: s.written,
             dropped: s.dropped,
+            rejected: s.rejected,
+            settled: s.settled,
+            spend_pending: s.spend_pending,
             retries: s.retries,
             batches: s.batches,
             queue_depth: s.queue_depth,
@@ -914,7 +1023,7 @@ pub struct PutSettings {
 impl Operation for PutSettings {
     const NAME: &'static str = "proxy.settings.put";
     const MODE: Mode = Mode::Write;
-    type Output = api::ProxySettings;
+    type Output = (Uuid, TenantSettings);
 
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
@@ -927,8 +1036,7 @@ impl Operation for PutSettings {
                 }
             })?;
             proxy_settings::save(cx.conn, tenant, &settings, &self.actor.actor()).await?;
-            cx.shared.proxy.engine.settings.put(tenant, Arc::new(settings.clone()));
-            settings_to_api(&settings)
+            Ok((tenant, settings))
         })
     }
 }
