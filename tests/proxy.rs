@@ -452,6 +452,61 @@ async fn errors_take_openai_shape_and_upstream_failures_are_clear(backend: Backe
     assert!(body["error"]["type"].is_string(), "{body}");
     assert_eq!(env.fake.counters.requests.load(Ordering::SeqCst), before);
 
+    // Too large for the server at all (over http.max_body_bytes): 413 in OpenAI's shape.
+    let huge = chat_body("gpt-4o-mini", &"a".repeat(2 * 1024 * 1024));
+    let (status, _, body) = v1(app, agent, "/v1/chat/completions", huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    openai_error(&body, "payload_too_large", "invalid_request_error");
+    // The management routes: malformed bodies, cursors and ids are 4xx envelopes.
+    let response = app
+        .as_(&env.admin, Method::PUT, "/api/v1/proxy/settings")
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    let (status, body) = call(app, &env.admin, Method::PUT, "/api/v1/proxy/settings", Some(json!([1]))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = call(app, &env.admin, Method::GET, "/api/v1/proxy/calls?cursor=zz", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+    let (status, body) = call(
+        app,
+        &env.admin,
+        Method::GET,
+        "/api/v1/proxy/calls?since=yesterday",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("since"))
+    );
+    let (status, body) = call(app, &env.admin, Method::GET, "/api/v1/proxy/calls/not-a-uuid", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+    let (status, _) = call(
+        app,
+        &env.admin,
+        Method::GET,
+        &format!("/api/v1/proxy/calls/{}", uuid::Uuid::new_v4()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = call(app, &env.admin, Method::GET, "/api/v1/admin/proxy/writer", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+
     // Upstream failures: a 5xx is a clear 502; a client error passes through as the
     // provider worded it; an unreachable provider and refused credentials are 502s
     // that never show a key.
