@@ -69,7 +69,7 @@ pub async fn ensure_counter(
 /// Adds `amount` to the counter's reservation if `spent + reserved + amount <= limit`, in
 /// one conditional UPDATE (atomic under concurrency on both backends). False when the
 /// limit would be passed (nothing changed). Written as `spent + reserved <= limit -
-/// amount` so no sum can overflow.
+/// amount` so no sum can overflow (callers pass `0 <= amount <= limit`).
 #[allow(clippy::too_many_arguments)]
 pub async fn reserve(
     conn: &mut Conn,
@@ -80,9 +80,6 @@ pub async fn reserve(
     limit: i64,
     now: DbTime,
 ) -> DriverResult<bool> {
-    if amount > limit {
-        return Ok(false);
-    }
     let updated = on_backend!(conn, |c| diesel::update(
         proxy_spend::table
             .filter(proxy_spend::tenant_id.eq(tenant_id))

@@ -154,6 +154,18 @@ impl AuthContext {
         }
     }
 
+    /// The tenant a request acts on: the platform operator names it (`?tenant_id=`);
+    /// anyone else acts on their own tenant, holding one of `wanted` in it.
+    pub fn tenant_named(&self, named: Option<Uuid>, wanted: &[Scope]) -> Result<Uuid, SpineError> {
+        match (self, named) {
+            (Self::Founder, Some(id)) => Ok(id),
+            (Self::Founder, None) => Err(SpineError::bad_request(
+                "the platform operator names the tenant: ?tenant_id=",
+            )),
+            (actor, _) => actor.tenant_with_any(wanted),
+        }
+    }
+
     /// The caller's own tenant, if the caller holds any of `wanted` in it.
     pub fn tenant_with_any(&self, wanted: &[Scope]) -> Result<Uuid, SpineError> {
         let mut last = None;

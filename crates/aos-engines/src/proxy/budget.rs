@@ -98,6 +98,10 @@ pub async fn reserve(
     let now = DbTime::now();
     let tenant_id: DbUuid = tenant.into();
     for limit in limits {
+        // More than the whole limit can never fit (and is not worth a query).
+        if amount > limit.limit_micros {
+            return Ok(Err(limit.clone()));
+        }
         db::ensure_counter(conn, tenant_id, &limit.scope, &limit.period, now).await?;
         if !db::reserve(
             conn,

@@ -102,18 +102,13 @@ impl Operation for Status {
 
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
-            let tenant = match (&self.actor, self.query.tenant_id) {
-                (AuthContext::Founder, Some(id)) => {
-                    aos_engines::tenants::get(cx.conn, id).await?;
-                    id
-                }
-                (AuthContext::Founder, None) => {
-                    return Err(SpineError::bad_request(
-                        "the platform operator names the tenant: ?tenant_id=",
-                    ));
-                }
-                (actor, _) => actor.tenant_with_any(&[Scope::Admin, Scope::ProxyInvoke, Scope::McpInvoke])?,
-            };
+            let tenant = self.actor.tenant_named(
+                self.query.tenant_id,
+                &[Scope::Admin, Scope::ProxyInvoke, Scope::McpInvoke],
+            )?;
+            if matches!(self.actor, AuthContext::Founder) {
+                aos_engines::tenants::get(cx.conn, tenant).await?;
+            }
             let rows = killswitch::states(cx.conn, tenant).await?;
             let mut history = Vec::new();
             for event_type in ["KILLSWITCH_FROZEN", "KILLSWITCH_UNFROZEN"] {

@@ -183,16 +183,16 @@ fn i64_of(n: u64) -> i64 {
 }
 
 impl Ledger {
-    fn row(&self, outcome: Outcome, max_body: usize) -> ProxyCallRow {
+    fn row(self, outcome: Outcome, max_body: usize) -> ProxyCallRow {
         let guardrails = serde_json::to_value(&self.guardrails).unwrap_or_else(|_| json!([]));
         ProxyCallRow {
             id: self.id.into(),
             tenant_id: self.tenant.into(),
             key_id: self.key.map(DbUuid::from),
-            actor: self.actor.clone(),
+            actor: self.actor,
             endpoint: self.endpoint.name().to_owned(),
-            model: self.model.clone(),
-            provider: self.provider.clone(),
+            model: self.model,
+            provider: self.provider,
             stream: self.stream,
             status: outcome.status.as_str().to_owned(),
             http_status: i32::from(outcome.http_status),
@@ -205,8 +205,8 @@ impl Ledger {
             cost_micros: outcome.cost,
             killswitch: self.killswitch.to_owned(),
             guardrails: DbJson(guardrails),
-            request_hash: self.request_hash.clone(),
-            request_body: self.request.clone().map(DbJson),
+            request_hash: self.request_hash,
+            request_body: self.request.map(DbJson),
             response_body: outcome.response.as_ref().and_then(|r| stored(r, max_body)).map(DbJson),
             replay_eligible: self.replay_eligible,
             replayed_from_id: self.replayed_from.map(DbUuid::from),
@@ -216,7 +216,7 @@ impl Ledger {
 }
 
 /// Logs a call and, when it cost something or held a reservation, settles its spend.
-async fn finish(runtime: &ProxyRuntime, ledger: &Ledger, outcome: Outcome, reservation: Option<&budget::Reservation>) {
+async fn finish(runtime: &ProxyRuntime, ledger: Ledger, outcome: Outcome, reservation: Option<&budget::Reservation>) {
     let mut records = Vec::with_capacity(5);
     let cost = outcome.cost;
     if cost > 0 || reservation.is_some() {
@@ -230,6 +230,19 @@ async fn finish(runtime: &ProxyRuntime, ledger: &Ledger, outcome: Outcome, reser
         ledger.row(outcome, runtime.engine.config.log.max_body_bytes),
     )));
     runtime.writer.submit(records).await;
+}
+
+/// Logs a call that ends in `error` (nothing or nothing useful came back) and hands the
+/// error back for the caller to return.
+async fn refuse(
+    runtime: &ProxyRuntime,
+    ledger: Ledger,
+    status: CallStatus,
+    error: SpineError,
+    reservation: Option<&budget::Reservation>,
+) -> SpineError {
+    finish(runtime, ledger, Outcome::refused(status, &error), reservation).await;
+    error
 }
 
 fn upstream_error(message: impl Into<String>) -> SpineError {
@@ -402,8 +415,7 @@ async fn run(
     // Kill switch first: a frozen caller's request goes nowhere and counts nothing.
     if let Err(error) = kill_switch_check(&shared.kill_switch, &actor) {
         ledger.killswitch = "frozen";
-        finish(runtime, &ledger, Outcome::refused(CallStatus::Frozen, &error), None).await;
-        return Err(error);
+        return Err(refuse(runtime, ledger, CallStatus::Frozen, error, None).await);
     }
     let settings = tenant_settings(&shared, tenant).await?;
     if let (Some(key), Some(limit)) = (key, settings.rate_limit_per_minute)
@@ -416,14 +428,7 @@ async fn run(
                 format!("this API key's limit of {limit} requests per minute is reached"),
             )
         };
-        finish(
-            runtime,
-            &ledger,
-            Outcome::refused(CallStatus::RateLimited, &error),
-            None,
-        )
-        .await;
-        return Err(error);
+        return Err(refuse(runtime, ledger, CallStatus::RateLimited, error, None).await);
     }
     let Some(route) = runtime.engine.route(&model) else {
         let error = SpineError {
@@ -433,8 +438,7 @@ async fn run(
                 format!("the model {model} is not available through this proxy"),
             )
         };
-        finish(runtime, &ledger, Outcome::refused(CallStatus::Blocked, &error), None).await;
-        return Err(error);
+        return Err(refuse(runtime, ledger, CallStatus::Blocked, error, None).await);
     };
     ledger.provider = Some(route.provider.name.clone());
     match guardrails::evaluate(&settings.guardrails, &model, &mut body, raw.len()) {
@@ -451,8 +455,7 @@ async fn run(
                 field: Some(refusal.guardrail.to_owned()),
                 ..SpineError::new(ErrorCode::GuardrailBlocked, refusal.message)
             };
-            finish(runtime, &ledger, Outcome::refused(CallStatus::Blocked, &error), None).await;
-            return Err(error);
+            return Err(refuse(runtime, ledger, CallStatus::Blocked, error, None).await);
         }
     }
     if let Some(object) = body.as_object_mut() {
@@ -487,8 +490,7 @@ async fn run(
                 ),
             )
         };
-        finish(runtime, &ledger, Outcome::refused(CallStatus::Blocked, &error), None).await;
-        return Err(error);
+        return Err(refuse(runtime, ledger, CallStatus::Blocked, error, None).await);
     }
     let reservation = if limits.is_empty() {
         None
@@ -509,18 +511,10 @@ async fn run(
         });
         match reserve(&shared, tenant, limits, worst).await {
             Ok(reservation) => Some(reservation),
-            Err(error) => {
-                if error.code == ErrorCode::BudgetExceeded {
-                    finish(
-                        runtime,
-                        &ledger,
-                        Outcome::refused(CallStatus::BudgetExceeded, &error),
-                        None,
-                    )
-                    .await;
-                }
-                return Err(error);
+            Err(error) if error.code == ErrorCode::BudgetExceeded => {
+                return Err(refuse(runtime, ledger, CallStatus::BudgetExceeded, error, None).await);
             }
+            Err(error) => return Err(error),
         }
     };
 
@@ -530,14 +524,7 @@ async fn run(
         Err(failure) => {
             let error = upstream_error(format!("provider {}: {failure}", route.provider.name));
             tracing::warn!(call_id = %ledger.id, provider = %route.provider.name, %failure, "upstream call failed");
-            finish(
-                runtime,
-                &ledger,
-                Outcome::refused(CallStatus::UpstreamError, &error),
-                reservation.as_ref(),
-            )
-            .await;
-            return Err(error);
+            return Err(refuse(runtime, ledger, CallStatus::UpstreamError, error, reservation.as_ref()).await);
         }
     };
     let status = response.status();
@@ -585,9 +572,10 @@ async fn run(
             },
             Err(error) => Outcome::refused(CallStatus::UpstreamError, error),
         };
-        finish(runtime, &ledger, outcome, reservation.as_ref()).await;
+        let call_id = ledger.id;
+        finish(runtime, ledger, outcome, reservation.as_ref()).await;
         return result.map(|text| ProxyReply {
-            call_id: ledger.id,
+            call_id,
             status,
             body: ProxyBody::Json(text),
         });
@@ -618,14 +606,7 @@ async fn run(
         Ok(text) => text,
         Err(failure) => {
             let error = upstream_error(format!("provider {}: {failure}", route.provider.name));
-            finish(
-                runtime,
-                &ledger,
-                Outcome::refused(CallStatus::UpstreamError, &error),
-                reservation.as_ref(),
-            )
-            .await;
-            return Err(error);
+            return Err(refuse(runtime, ledger, CallStatus::UpstreamError, error, reservation.as_ref()).await);
         }
     };
     let parsed: Option<Value> = serde_json::from_slice(&text).ok();
@@ -652,9 +633,10 @@ async fn run(
         }
     };
     let cost = route.price.as_ref().map_or(0, |p| prices::cost(p, tokens));
+    let call_id = ledger.id;
     finish(
         runtime,
-        &ledger,
+        ledger,
         Outcome {
             status: CallStatus::Ok,
             http_status: status,
@@ -668,7 +650,7 @@ async fn run(
     )
     .await;
     Ok(ProxyReply {
-        call_id: ledger.id,
+        call_id,
         status,
         body: ProxyBody::Json(text),
     })
@@ -856,7 +838,7 @@ fn pump(
                 "finish_reason": finish_reason,
             })),
         };
-        finish(&shared.proxy, &ledger, outcome, reservation.as_ref()).await;
+        finish(&shared.proxy, ledger, outcome, reservation.as_ref()).await;
     };
     shared.spawn_tracked(task);
     Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
@@ -973,14 +955,12 @@ impl Spine {
 
 /// The tenant an actor may manage (`admin`), or read (`admin` or `proxy:invoke`).
 fn managed_tenant(actor: &AuthContext, named: Option<Uuid>, write: bool) -> SpineResult<Uuid> {
-    match (actor, named) {
-        (AuthContext::Founder, Some(id)) => Ok(id),
-        (AuthContext::Founder, None) => Err(SpineError::bad_request(
-            "the platform operator names the tenant: ?tenant_id=",
-        )),
-        (actor, _) if write => actor.tenant_with(Scope::Admin),
-        (actor, _) => actor.tenant_with_any(&[Scope::Admin, Scope::ProxyInvoke]),
-    }
+    let wanted: &[Scope] = if write {
+        &[Scope::Admin]
+    } else {
+        &[Scope::Admin, Scope::ProxyInvoke]
+    };
+    actor.tenant_named(named, wanted)
 }
 
 fn settings_to_api(settings: &TenantSettings) -> SpineResult<api::ProxySettings> {
