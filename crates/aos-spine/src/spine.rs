@@ -202,7 +202,9 @@ async fn poll_kill_switch(
     every: Duration,
     stop: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(every);
+    // The first read one interval after start, as the credential poller does: start-up
+    // migrations (which create the table on a new database) run in between.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
