@@ -290,8 +290,12 @@ async fn stateless_2026_clients_discover_and_call(backend: Backend) {
         "{heard:?}"
     );
     drop(subscription);
-    client.cancel().await.unwrap();
-    call(
+
+    // A change made after the client last listed but before its listen reaches the
+    // server is announced too (the baseline is what the client was shown).
+    let shown = client.list_all_tools().await.unwrap();
+    assert!(!shown.iter().any(|t| t.name == "gov.echo"), "echo is disabled");
+    let (status, _) = call(
         a,
         &t.key,
         Method::POST,
@@ -299,6 +303,22 @@ async fn stateless_2026_clients_discover_and_call(backend: Backend) {
         None,
     )
     .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut subscription = client
+        .listen(rmcp::model::SubscriptionFilter::builder().tools_list_changed().build())
+        .await
+        .unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .expect("the change before listen was not announced")
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(heard, rmcp::model::ServerNotification::ToolListChangedNotification(_)),
+        "{heard:?}"
+    );
+    drop(subscription);
+    client.cancel().await.unwrap();
 
     // An initialize-era exchange split across replicas: initialize on A, call on B.
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {

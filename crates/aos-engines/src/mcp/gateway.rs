@@ -111,6 +111,38 @@ pub trait GatewayBackend: Send + Sync + 'static {
     /// A value that changes whenever the caller's catalog does (polled for
     /// `notifications/tools/list_changed`).
     fn catalog_revision<'a>(&'a self, who: &'a Self::Principal) -> BoxFuture<'a, Result<String, GatewayError>>;
+
+    /// A stable identity of the caller (e.g. `key:<id>`), to remember what it was shown.
+    fn principal_id(&self, who: &Self::Principal) -> String;
+}
+
+/// The catalog revision each caller was last shown by `tools/list` on this replica. A
+/// `subscriptions/listen` is acknowledged by rmcp before the handler runs, so a change
+/// committed in between would otherwise be taken as the baseline and never announced;
+/// comparing against what the caller actually saw closes that gap.
+#[derive(Debug, Default)]
+struct Shown {
+    revisions: std::sync::Mutex<HashMap<String, String>>,
+}
+
+impl Shown {
+    const MAX: usize = 100_000;
+
+    fn remember(&self, who: String, revision: String) {
+        let mut map = self.revisions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= Self::MAX && !map.contains_key(&who) {
+            map.clear();
+        }
+        map.insert(who, revision);
+    }
+
+    fn last(&self, who: &str) -> Option<String> {
+        self.revisions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(who)
+            .cloned()
+    }
 }
 
 fn sanitize(part: &str) -> String {
@@ -230,6 +262,7 @@ pub struct GatewayHandler<B: GatewayBackend> {
     /// Set for a WebSocket connection; HTTP requests carry theirs in the request.
     principal: Option<B::Principal>,
     notify_poll: Duration,
+    shown: Arc<Shown>,
 }
 
 impl<B: GatewayBackend> Clone for GatewayHandler<B> {
@@ -238,6 +271,7 @@ impl<B: GatewayBackend> Clone for GatewayHandler<B> {
             backend: Arc::clone(&self.backend),
             principal: self.principal.clone(),
             notify_poll: self.notify_poll,
+            shown: Arc::clone(&self.shown),
         }
     }
 }
@@ -264,6 +298,14 @@ impl<B: GatewayBackend> GatewayHandler<B> {
     async fn named(&self, who: &B::Principal) -> Result<Vec<NamedTool>, ErrorData> {
         Ok(name_catalog(self.backend.catalog(who).await.map_err(internal)?))
     }
+
+    /// The caller's catalog, remembering its revision as shown to the caller.
+    async fn named_and_shown(&self, who: &B::Principal) -> Result<Vec<NamedTool>, ErrorData> {
+        let tools = self.backend.catalog(who).await.map_err(internal)?;
+        self.shown
+            .remember(self.backend.principal_id(who), catalog_revision(&tools));
+        Ok(name_catalog(tools))
+    }
 }
 
 impl<B: GatewayBackend> ServerHandler for GatewayHandler<B> {
@@ -286,7 +328,7 @@ impl<B: GatewayBackend> ServerHandler for GatewayHandler<B> {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let who = self.principal(&context.extensions)?;
-        let named = self.named(&who).await?;
+        let named = self.named_and_shown(&who).await?;
         // The cursor is the last name of the previous page: names are unique and sorted
         // deterministically, so pages stay stable while the catalog does.
         let mut sorted: Vec<&NamedTool> = named.iter().collect();
@@ -350,7 +392,11 @@ impl<B: GatewayBackend> ServerHandler for GatewayHandler<B> {
     /// catalog revision moves (polled, so a change on any replica reaches every listener).
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
         let who = self.principal(&context.request_context().extensions)?;
-        let mut last = self.backend.catalog_revision(&who).await.map_err(internal)?;
+        // The baseline is what the caller last saw here, if it listed; else the catalog now.
+        let mut last = match self.shown.last(&self.backend.principal_id(&who)) {
+            Some(shown) => shown,
+            None => self.backend.catalog_revision(&who).await.map_err(internal)?,
+        };
         let mut tick = tokio::time::interval(self.notify_poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -426,15 +472,18 @@ pub struct GatewayResponse {
 pub struct McpGateway<B: GatewayBackend> {
     backend: Arc<B>,
     settings: GatewaySettings,
+    shown: Arc<Shown>,
     http: StreamableHttpService<GatewayHandler<B>, NeverSessionManager>,
 }
 
 impl<B: GatewayBackend> McpGateway<B> {
     pub fn new(backend: Arc<B>, settings: GatewaySettings) -> Self {
+        let shown = Arc::new(Shown::default());
         let handler = GatewayHandler {
             backend: Arc::clone(&backend),
             principal: None,
             notify_poll: settings.notify_poll,
+            shown: Arc::clone(&shown),
         };
         // Host and Origin are checked (with AOS's error envelope) before a request gets
         // here, so rmcp's own checks are off; stateless so that any replica can answer.
@@ -452,6 +501,7 @@ impl<B: GatewayBackend> McpGateway<B> {
         Self {
             backend,
             settings,
+            shown,
             http,
         }
     }
@@ -506,6 +556,7 @@ impl<B: GatewayBackend> McpGateway<B> {
             backend: Arc::clone(&self.backend),
             principal: Some(principal.clone()),
             notify_poll: self.settings.notify_poll,
+            shown: Arc::clone(&self.shown),
         };
         let (to_service, from_socket) = futures::channel::mpsc::channel::<ClientJsonRpcMessage>(32);
         let (to_socket, mut from_service) = futures::channel::mpsc::channel::<ServerJsonRpcMessage>(32);

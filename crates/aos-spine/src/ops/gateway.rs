@@ -203,6 +203,10 @@ impl GatewayBackend for SpineGateway {
             Ok(gateway::catalog_revision(&tools))
         })
     }
+
+    fn principal_id(&self, who: &AuthContext) -> String {
+        who.actor()
+    }
 }
 
 impl Spine {
