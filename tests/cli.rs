@@ -11,7 +11,10 @@ use aos_tests::mcp_servers::{self, GovServer};
 use aos_tests::{Backend, OPERATOR_TOKEN, Options, TestApp, spawn_opts, workspace_bin};
 use serde_json::Value;
 
-aos_tests::for_each_backend!(the_cli_runs_the_governed_flow_with_stable_exit_codes);
+aos_tests::for_each_backend!(
+    the_cli_runs_the_governed_flow_with_stable_exit_codes,
+    the_cli_ignores_the_servers_config_and_warns_about_an_open_key_file,
+);
 
 struct Run {
     code: i32,
@@ -52,6 +55,77 @@ fn aos(home: &Path, url: &str, key: Option<&str>, args: &[&str]) -> Run {
         );
     }
     run
+}
+
+/// `aos` with extra environment variables (after the clean environment of [`aos`]).
+fn aos_env(home: &Path, url: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut command = Command::new(workspace_bin("aos"));
+    command
+        .args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("AOS_URL", url)
+        .env("NO_COLOR", "1");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+async fn the_cli_ignores_the_servers_config_and_warns_about_an_open_key_file(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let app: TestApp = spawn_opts(backend, Options::default()).await;
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path();
+    // A shell set up for the server: AOS_CONFIG names the server's file, which the CLI's
+    // parser would refuse (`unknown field proxy`).
+    let server_config = dir.join("aos-server.toml");
+    std::fs::write(&server_config, "[proxy]\ndefault_provider = \"openai\"\n").unwrap();
+    let server_config = server_config.to_str().unwrap().to_owned();
+    let run = aos_env(
+        dir,
+        &app.base,
+        &[("AOS_CONFIG", &server_config), ("AOS_API_KEY", OPERATOR_TOKEN)],
+        &["--json", "whoami"],
+    );
+    assert_eq!(run.code, 0, "the CLI read the server's AOS_CONFIG: {}", run.stderr);
+    assert_eq!(run.json()["auth_type"], "founder");
+
+    // Its own variable, with a key file other users can read: it works, and warns.
+    let key_file = dir.join("key");
+    std::fs::write(&key_file, OPERATOR_TOKEN).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cli_config = dir.join("cli.toml");
+    std::fs::write(
+        &cli_config,
+        format!("api_key_file = {:?}\n", key_file.to_str().unwrap()),
+    )
+    .unwrap();
+    let cli_config = cli_config.to_str().unwrap().to_owned();
+    let run = aos_env(
+        dir,
+        &app.base,
+        &[("AOS_CLI_CONFIG", &cli_config)],
+        &["--json", "whoami"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("readable by other users"), "{}", run.stderr);
+    assert!(!run.stderr.contains(OPERATOR_TOKEN) && !run.stdout.contains(OPERATOR_TOKEN));
+    // Private again: no warning.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = aos_env(
+        dir,
+        &app.base,
+        &[("AOS_CLI_CONFIG", &cli_config)],
+        &["--json", "whoami"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("readable by other users"), "{}", run.stderr);
 }
 
 fn ok(run: Run) -> Run {

@@ -109,14 +109,36 @@ async fn unknown_routes_and_methods_get_the_envelope(app: TestApp) {
     assert_envelope(response, StatusCode::NOT_FOUND, "not_found").await;
     let response = app.client.get(app.url("/not-api")).send().await.unwrap();
     assert_envelope(response, StatusCode::NOT_FOUND, "not_found").await;
+    // A real route with a method it does not answer: 405 with `Allow`.
     let response = app.client.delete(app.url("/healthz")).send().await.unwrap();
-    assert_envelope(response, StatusCode::NOT_FOUND, "not_found").await;
+    assert_eq!(response.headers()[header::ALLOW], "GET");
+    assert_envelope(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     let response = app
         .founder(Method::DELETE, "/api/v1/admin/tenants")
         .send()
         .await
         .unwrap();
-    assert_envelope(response, StatusCode::NOT_FOUND, "not_found").await;
+    assert_eq!(response.headers()[header::ALLOW], "GET, POST");
+    assert_envelope(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    let response = app
+        .founder(Method::DELETE, "/api/v1/session/context")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()[header::ALLOW], "GET");
+    let body = assert_envelope(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("allowed: GET"),
+        "{body}"
+    );
+    let id = "0190f3f4-0000-7000-8000-000000000000";
+    let response = app
+        .founder(Method::PUT, &format!("/api/v1/integrations/mcp-servers/{id}/tools"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()[header::ALLOW], "GET");
+    assert_envelope(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
 }
 
 async fn malformed_bodies_get_clear_4xx_envelopes(app: TestApp) {

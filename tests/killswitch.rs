@@ -260,7 +260,7 @@ async fn a_frozen_key_or_tenant_is_refused_before_anything_goes_upstream(backend
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let (status, _) = call(
+    let (status, body) = call(
         &app,
         &s.ops,
         Method::POST,
@@ -268,7 +268,9 @@ async fn a_frozen_key_or_tenant_is_refused_before_anything_goes_upstream(backend
         Some(json!({"reason": "x", "extra": 1})),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "unknown fields are refused");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "unknown fields are refused");
+    assert_eq!(body["error"]["code"], "validation_failed", "{body}");
+    assert_eq!(body["error"]["field"], "extra", "{body}");
     assert_eq!(gov.calls_of("echo"), 4);
 
     // A key without `admin` may read the state but not change it; a bad reason is a 422.
@@ -355,7 +357,7 @@ async fn replicas_follow_within_a_second_and_tenants_stay_apart(backend: Backend
         let (status, body) = call(a, &other.ops, Method::POST, &path, None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
     }
-    let (_, overview) = call(
+    let (status, overview) = call(
         a,
         &other.ops,
         Method::GET,
@@ -363,6 +365,9 @@ async fn replicas_follow_within_a_second_and_tenants_stay_apart(backend: Backend
         None,
     )
     .await;
+    // Naming another tenant is refused, not silently answered with one's own.
+    assert_eq!(status, StatusCode::FORBIDDEN, "{overview}");
+    let (_, overview) = call(a, &other.ops, Method::GET, "/api/v1/killswitch", None).await;
     assert_eq!(
         overview["data"]["tenant_id"],
         other.tenant.as_str(),

@@ -593,9 +593,13 @@ async fn websocket_clients_call_and_hear_catalog_changes(backend: Backend) {
         }
     }
 
-    // A key revoked while its socket is open: the connection ends within a few seconds.
+    // A key revoked while its socket is open: the connection is closed with 1008 (policy
+    // violation) and a reason, within the second the README promises (on the replica
+    // that revoked it: at once).
     {
         use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
         let (key_id, doomed) = app.create_key(&t.id, &["mcp:invoke"]).await;
         let mut socket = raw_socket(&app, &doomed).await;
         let status = app
@@ -605,16 +609,26 @@ async fn websocket_clients_call_and_hear_catalog_changes(backend: Backend) {
             .unwrap()
             .status();
         assert!(status.is_success(), "{status}");
-        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        let revoked = std::time::Instant::now();
+        let close = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
                 match socket.next().await {
-                    None | Some(Err(_)) | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => break,
+                    Some(Ok(Message::Close(frame))) => break frame,
+                    None | Some(Err(_)) => break None,
                     Some(Ok(_)) => {}
                 }
             }
         })
-        .await;
-        assert!(ended.is_ok(), "the socket of a revoked key stayed open");
+        .await
+        .expect("the socket of a revoked key stayed open");
+        let frame = close.expect("a close frame, not a dropped connection");
+        assert_eq!(frame.code, CloseCode::Policy, "{frame:?}");
+        assert!(frame.reason.contains("revoked"), "{frame:?}");
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "closed after {:?}",
+            revoked.elapsed()
+        );
     }
 
     // Without credentials the upgrade is refused with 401.

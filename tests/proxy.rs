@@ -528,7 +528,10 @@ async fn errors_take_openai_shape_and_upstream_failures_are_clear(backend: Backe
         body["error"]["message"].as_str().unwrap().contains("provider down"),
         "{body}"
     );
-    assert!(call_id.is_none());
+    assert!(
+        call_id.is_some(),
+        "a refused call is logged and its answer names its log id"
+    );
     let (status, _, body) = chat(app, agent, "nokey-model", "hi").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert!(
@@ -634,7 +637,10 @@ async fn guardrails_block_redact_and_flag_without_keeping_the_text(backend: Back
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "guardrail_blocked");
     assert_eq!(body["error"]["guardrail"], "secrets.api_key");
-    assert!(call_id.is_none());
+    assert!(
+        call_id.is_some(),
+        "a refused call is logged and its answer names its log id"
+    );
     let (status, _, body) = chat(
         app,
         agent,
@@ -1038,4 +1044,268 @@ async fn a_freeze_on_one_replica_cuts_streams_on_another(backend: Backend) {
     // And B refuses new requests from the key.
     let (status, _, body) = chat(b, &key, "fake-model", "hi").await;
     assert_eq!(status, StatusCode::LOCKED, "{body}");
+}
+
+// ---- defects found from outside (issue 16) ------------------------------------------------
+
+mod defects {
+    use super::*;
+
+    aos_tests::for_each_backend!(
+        the_provider_key_never_reaches_a_tenant,
+        refusals_name_their_call_and_a_spent_budget_says_do_not_retry,
+        completion_limits_are_positive_integers_within_the_cap,
+        a_frozen_callers_calls_cannot_be_replayed,
+    );
+
+    fn assert_no_key(what: &str, text: &str) {
+        assert!(!text.contains(UPSTREAM_KEY), "{what} carries the provider key: {text}");
+    }
+
+    async fn the_provider_key_never_reaches_a_tenant(backend: Backend) {
+        let env = setup(backend).await;
+        let (app, agent) = (&env.app, env.agent.as_str());
+        // A 200 body that echoes the Authorization header the upstream received.
+        let (status, call_id, body) = chat(app, agent, "gpt-4o-mini", "[[echo]] hi").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_no_key("a chat completion", &body.to_string());
+        assert!(body.to_string().contains("Bearer [redacted]"), "{body}");
+        // The upstream saw the real key: the redaction is AOS's, not a missing header.
+        assert_eq!(
+            env.fake.counters.last_auth.lock().unwrap().as_deref(),
+            Some(format!("Bearer {UPSTREAM_KEY}").as_str())
+        );
+        // A passed-through 400 whose message and code echo it.
+        let (status, failed_id, body) = chat(app, agent, "gpt-4o-mini", "[[echo]] [[status:400]]").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_no_key("a passed-through error", &body.to_string());
+        // A non-JSON 200 body.
+        let response = app
+            .as_(agent, Method::POST, "/v1/chat/completions")
+            .json(&chat_body("gpt-4o-mini", "[[echotext]]"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_no_key("a non-JSON body", &response.text().await.unwrap());
+        // Every streamed chunk, and a mid-stream error event.
+        let mut streamed = chat_body("gpt-4o-mini", "[[echo]] [[chunks:3]]");
+        streamed["stream"] = json!(true);
+        let (status, _, events) = sse(app, agent, streamed).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(events.len() > 3, "{events:?}");
+        for event in &events {
+            assert_no_key("a streamed event", event);
+        }
+        assert!(events.iter().any(|e| e.contains("[redacted]")), "{events:?}");
+        // Embeddings.
+        let (status, _, body) = v1(
+            app,
+            agent,
+            "/v1/embeddings",
+            json!({"model": "text-embedding-3-small", "input": "[[echo]]"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_no_key("an embedding", &body.to_string());
+        // The call log (list, each call, the stored error code) and a replay.
+        let failed_id = failed_id.expect("the refused call names its log id");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listed = loop {
+            let (status, listed) = call(app, &env.admin, Method::GET, "/api/v1/proxy/calls", None).await;
+            assert_eq!(status, StatusCode::OK, "{listed}");
+            if listed["data"].as_array().unwrap().len() >= 5 || Instant::now() > deadline {
+                break listed;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_no_key("the call log", &listed.to_string());
+        for entry in listed["data"].as_array().unwrap() {
+            let id = entry["id"].as_str().unwrap();
+            let (_, detail) = call(app, &env.admin, Method::GET, &format!("/api/v1/proxy/calls/{id}"), None).await;
+            assert_no_key("a logged call", &detail.to_string());
+        }
+        let (_, detail) = call(
+            app,
+            &env.admin,
+            Method::GET,
+            &format!("/api/v1/proxy/calls/{failed_id}"),
+            None,
+        )
+        .await;
+        assert_eq!(detail["data"]["error_code"], "Bearer [redacted]", "{detail}");
+        let (status, replayed) = replay(app, &env.admin, call_id.as_deref().unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{replayed}");
+        assert_no_key("a replay", &replayed.to_string());
+        // Nor is it in the database's files.
+        if backend == Backend::Sqlite {
+            let path = env.app.database_url();
+            let path = path.trim_start_matches("sqlite://");
+            for file in [path.to_owned(), format!("{path}-wal")] {
+                if let Ok(bytes) = std::fs::read(&file) {
+                    let found = bytes.windows(UPSTREAM_KEY.len()).any(|w| w == UPSTREAM_KEY.as_bytes());
+                    assert!(!found, "{file} holds the provider key");
+                }
+            }
+        }
+    }
+
+    async fn refusals_name_their_call_and_a_spent_budget_says_do_not_retry(backend: Backend) {
+        let env = setup(backend).await;
+        let app = &env.app;
+        let (status, body) = call(
+            app,
+            &env.admin,
+            Method::PUT,
+            "/api/v1/proxy/settings",
+            Some(json!({"budget": {"daily_limit_micros": 3}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let response = app
+            .as_(&env.agent, Method::POST, "/v1/chat/completions")
+            .json(&json!({"model": "fake-model", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let headers = response.headers().clone();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "budget_exceeded", "{body}");
+        // The official SDKs retry a 429 unless told not to; a spent day does not come back.
+        assert_eq!(headers["x-should-retry"], "false");
+        let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=86_400).contains(&wait), "{wait}");
+        // The refusal is logged, and says under which id.
+        let id = headers["x-aos-call-id"].to_str().unwrap().to_owned();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, detail) = call(app, &env.admin, Method::GET, &format!("/api/v1/proxy/calls/{id}"), None).await;
+            if status == StatusCode::OK {
+                assert_eq!(detail["data"]["error_code"], "budget_exceeded", "{detail}");
+                assert_eq!(detail["data"]["http_status"], 429, "{detail}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the refused call was never logged: {detail}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A frozen key's refusal (423) and a guardrail's (400) name theirs too.
+        kill_switch(app, &env.admin, &format!("keys/{}/freeze", env.agent_id)).await;
+        let (status, frozen_id, _) = chat(app, &env.agent, "gpt-4o-mini", "hi").await;
+        assert_eq!(status, StatusCode::LOCKED);
+        assert!(frozen_id.is_some());
+        let (_, other) = app.create_key(&env.tenant, &["proxy:invoke"]).await;
+        let (status, blocked_id, _) = chat(
+            app,
+            &other,
+            "gpt-4o-mini",
+            "use sk-proj-abcdefghijklmnopqrstuvwxyz123456",
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(blocked_id.is_some());
+    }
+
+    async fn completion_limits_are_positive_integers_within_the_cap(backend: Backend) {
+        let env = setup(backend).await;
+        let app = &env.app;
+        let (status, body) = call(
+            app,
+            &env.admin,
+            Method::PUT,
+            "/api/v1/proxy/settings",
+            Some(json!({"guardrails": {"max_tokens": 100}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for field in ["max_tokens", "max_completion_tokens"] {
+            for bad in [
+                json!(1e3),
+                json!(1.5),
+                json!("5000"),
+                json!(-1),
+                json!(0),
+                json!(1e30),
+                json!([5]),
+            ] {
+                let before = env.fake.counters.requests.load(Ordering::SeqCst);
+                let mut request = chat_body("gpt-4o-mini", "hi");
+                request[field] = bad.clone();
+                let (status, _, body) = v1(app, &env.agent, "/v1/chat/completions", request).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{field} = {bad}: {body}");
+                assert_eq!(body["error"]["param"], field, "{body}");
+                assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+                assert_eq!(
+                    env.fake.counters.requests.load(Ordering::SeqCst),
+                    before,
+                    "{field} = {bad} went upstream"
+                );
+            }
+        }
+        // `null` is no limit: the cap is put in its place.
+        let mut request = chat_body("gpt-4o-mini", "hi");
+        request["max_tokens"] = Value::Null;
+        let (status, _, body) = v1(app, &env.agent, "/v1/chat/completions", request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let sent = env.fake.counters.last_body.lock().unwrap().clone().unwrap();
+        assert_eq!(sent["max_tokens"], 100, "{sent}");
+        // Within the cap passes as sent; above it the guardrail refuses.
+        let mut request = chat_body("gpt-4o-mini", "hi");
+        request["max_tokens"] = json!(100);
+        let (status, _, _) = v1(app, &env.agent, "/v1/chat/completions", request.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        request["max_tokens"] = json!(101);
+        let (status, _, body) = v1(app, &env.agent, "/v1/chat/completions", request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "guardrail_blocked", "{body}");
+        // NUL in a request is refused on both backends alike, naming where.
+        let request = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a\u{0}b"}]});
+        let (status, _, body) = v1(app, &env.agent, "/v1/chat/completions", request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"]["param"], "messages[0].content", "{body}");
+    }
+
+    async fn a_frozen_callers_calls_cannot_be_replayed(backend: Backend) {
+        let env = setup(backend).await;
+        let app = &env.app;
+        let (status, call_id, _) = chat(app, &env.agent, "gpt-4o-mini", "hi").await;
+        assert_eq!(status, StatusCode::OK);
+        let call_id = call_id.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while call(
+            app,
+            &env.admin,
+            Method::GET,
+            &format!("/api/v1/proxy/calls/{call_id}"),
+            None,
+        )
+        .await
+        .0 != StatusCode::OK
+        {
+            assert!(Instant::now() < deadline, "the call was never logged");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let sent = env.fake.counters.requests.load(Ordering::SeqCst);
+        kill_switch(app, &env.admin, &format!("keys/{}/freeze", env.agent_id)).await;
+        // The admin's own key is not frozen, but the call's is: no replay (reported beside
+        // the original, as a replay refused by the replayer's own freeze is).
+        let (status, body) = replay(app, &env.admin, &call_id).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["replay"]["http_status"], 423, "{body}");
+        assert_eq!(
+            body["data"]["replay"]["response"]["error"]["code"], "kill_switch_active",
+            "{body}"
+        );
+        assert_eq!(
+            env.fake.counters.requests.load(Ordering::SeqCst),
+            sent,
+            "the replay went upstream"
+        );
+        // Unfrozen, it replays.
+        kill_switch(app, &env.admin, &format!("keys/{}/unfreeze", env.agent_id)).await;
+        let (status, body) = replay(app, &env.admin, &call_id).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["replay"]["http_status"], 200, "{body}");
+        assert_eq!(env.fake.counters.requests.load(Ordering::SeqCst), sent + 1);
+    }
 }

@@ -5,6 +5,10 @@
 //! `[[status:NNN]]` answers that HTTP status with an OpenAI error body, `[[chunks:N]]`
 //! streams N content chunks (default 5), `[[slow:MS]]` waits MS between chunks,
 //! `[[nousage]]` leaves usage out, `[[forever]]` streams until the client hangs up.
+//! `[[echo]]` reflects the `Authorization` header it received into every kind of answer
+//! (the content, an error's message and code, each streamed chunk and a mid-stream error
+//! event, an embedding's model); `[[echotext]]` answers it as a non-JSON 200 body: a
+//! hostile upstream, for the test that AOS's provider key never reaches a tenant.
 //! Usage: `prompt_tokens` = characters of all message contents / 4 + 1,
 //! `completion_tokens` = the number of content chunks (one word each).
 
@@ -122,7 +126,29 @@ async fn chat(State(fake): State<Fake>, headers: HeaderMap, body: axum::body::By
     };
     *fake.counters.last_body.lock().unwrap() = Some(body.clone());
     let text = all_text(&body);
-    if let Some(status) = marker(&text, "status").and_then(|s| s.parse().ok()) {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let echo = text.contains("[[echo]]").then(|| auth.clone());
+    if text.contains("[[echotext]]") {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain")],
+            format!("you sent {auth}"),
+        )
+            .into_response();
+    }
+    if let Some(status) = marker(&text, "status").and_then(|s| s.parse::<u16>().ok()) {
+        if let Some(auth) = &echo {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            return (
+                status,
+                axum::Json(json!({"error": {"message": format!("bad header {auth}"), "type": "invalid_request_error", "code": auth, "param": null}})),
+            )
+                .into_response();
+        }
         return error(status, "the fake upstream was asked to fail");
     }
     let model = body["model"].as_str().unwrap_or("fake").to_owned();
@@ -134,7 +160,8 @@ async fn chat(State(fake): State<Fake>, headers: HeaderMap, body: axum::body::By
     let usage_on = !text.contains("[[nousage]]");
     let prompt_tokens = (text.chars().count() / 4 + 1) as u64;
     if body["stream"].as_bool() != Some(true) {
-        let content: Vec<String> = (0..chunks).map(|i| format!("word{i}")).collect();
+        let mut content: Vec<String> = (0..chunks).map(|i| format!("word{i}")).collect();
+        content.extend(echo.clone());
         let mut response = json!({
             "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000u64, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content.join(" ")}, "finish_reason": "stop"}],
@@ -147,11 +174,39 @@ async fn chat(State(fake): State<Fake>, headers: HeaderMap, body: axum::body::By
     let include_usage = usage_on && body["stream_options"]["include_usage"].as_bool() == Some(true);
     let counters = Arc::clone(&fake.counters);
     let stream = async_stream(counters, model, chunks, slow, forever, include_usage, prompt_tokens);
+    if let Some(auth) = echo {
+        // Every chunk carries the header, then a mid-stream error event does.
+        let tail = futures::stream::once(async move {
+            event(&json!({"error": {"message": format!("upstream saw {auth}"), "code": auth}}))
+        });
+        let in_chunks = auth_for_chunks(&headers);
+        let reflected = futures::StreamExt::map(stream, move |item| {
+            item.map(|bytes| {
+                let text = String::from_utf8_lossy(&bytes)
+                    .replace("\"content\":\" word", &format!("\"content\":\" {in_chunks} word"));
+                bytes::Bytes::from(text)
+            })
+        });
+        let body = futures::StreamExt::chain(reflected, tail);
+        return Response::builder()
+            .status(200)
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .body(Body::from_stream(body))
+            .unwrap();
+    }
     Response::builder()
         .status(200)
         .header(header::CONTENT_TYPE, "text/event-stream")
         .body(Body::from_stream(stream))
         .unwrap()
+}
+
+fn auth_for_chunks(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn event(value: &Value) -> Result<bytes::Bytes, Infallible> {
@@ -228,6 +283,12 @@ async fn embeddings(State(fake): State<Fake>, headers: HeaderMap, body: axum::bo
         return error(400, "not JSON");
     };
     *fake.counters.last_body.lock().unwrap() = Some(body.clone());
+    let echo = body["input"].to_string().contains("[[echo]]");
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let inputs: Vec<String> = match &body["input"] {
         Value::String(s) => vec![s.clone()],
         Value::Array(items) => items
@@ -247,7 +308,8 @@ async fn embeddings(State(fake): State<Fake>, headers: HeaderMap, body: axum::bo
         })
         .collect();
     let tokens = (chars / 4 + 1) as u64;
-    axum::Json(json!({"object": "list", "data": data, "model": body["model"],
+    let model = if echo { json!(auth) } else { body["model"].clone() };
+    axum::Json(json!({"object": "list", "data": data, "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
     .into_response()
 }

@@ -21,6 +21,7 @@ pub use aos_drivers::Backend;
 pub mod bench;
 pub mod fake_llm;
 pub mod mcp_servers;
+pub mod spec;
 
 /// The operator token every test server accepts.
 pub const OPERATOR_TOKEN: &str = "aos_op_test_0123456789abcdef";
@@ -36,6 +37,8 @@ pub struct TestApp {
     pub spine: Spine,
     /// Holds the manifest signing key of this server (and its replicas).
     _keys: Arc<tempfile::TempDir>,
+    /// Responses that did not match `/openapi.json` (see [`spec`]).
+    spec_violations: spec::Violations,
 }
 
 impl TestApp {
@@ -109,6 +112,14 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
+        let violations = self.spec_violations.take();
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!(
+                "{} response(s) did not match /openapi.json:\n{}",
+                violations.len(),
+                violations.join("\n")
+            );
+        }
     }
 }
 
@@ -280,12 +291,23 @@ async fn serve_opts(db: Arc<TestDatabase>, options: Options, keys: Arc<tempfile:
         .ok()
         .and_then(|w| w.parse().ok())
         .unwrap_or(1);
-    let server = HttpServer::new(move || aos_api::app(spine.clone(), api.clone()))
-        .workers(workers)
-        .disable_signals()
-        .listen(listener)
-        .expect("listen")
-        .run();
+    // Debug builds (the test suite) check every response against /openapi.json; release
+    // builds (the benchmarks) measure the server alone.
+    let spec_violations = spec::Violations::default();
+    let check = cfg!(debug_assertions).then(|| actix_web::web::Data::new(spec_violations.clone()));
+    let server = HttpServer::new(move || {
+        let app = aos_api::app(spine.clone(), api.clone());
+        let app = match &check {
+            Some(check) => app.app_data(check.clone()),
+            None => app,
+        };
+        app.wrap(actix_web::middleware::from_fn(spec::middleware))
+    })
+    .workers(workers)
+    .disable_signals()
+    .listen(listener)
+    .expect("listen")
+    .run();
     let handle = server.handle();
     tokio::spawn(server);
     TestApp {
@@ -296,6 +318,7 @@ async fn serve_opts(db: Arc<TestDatabase>, options: Options, keys: Arc<tempfile:
         db,
         spine: app_spine,
         _keys: keys,
+        spec_violations,
     }
 }
 

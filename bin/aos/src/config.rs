@@ -93,7 +93,10 @@ pub fn resolve(
         (Some(key), _, _) => Some(key),
         (None, Some(_), Some(_)) => return Err("config file: set api_key or api_key_file, not both".to_owned()),
         (None, Some(key), None) => Some(key),
-        (None, None, Some(path)) => Some(read_key_file(&path)?),
+        (None, None, Some(path)) => {
+            warn_if_readable_by_others(&path);
+            Some(read_key_file(&path)?)
+        }
         (None, None, None) => None,
     };
     let timeout = flag_timeout.or(file.timeout_secs).unwrap_or(60);

@@ -52,7 +52,9 @@ struct Cli {
     api_key: Option<SecretString>,
     /// Config file with `url`, `api_key` or `api_key_file`, `timeout_secs`
     /// [default: ~/.config/aos/config.toml if it exists]
-    #[arg(long, env = "AOS_CONFIG", global = true)]
+    // Not AOS_CONFIG: that is the server's, and a shell set up for the server would hand
+    // the CLI a file it cannot read.
+    #[arg(long, env = "AOS_CLI_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Seconds one request may take [default: 60]
     #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..=3600))]

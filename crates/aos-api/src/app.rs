@@ -6,30 +6,27 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpResponse, web};
 use aos_schemas::ErrorCode;
 use aos_spine::Spine;
-use utoipa::OpenApi;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::{AppExt, UtoipaApp};
 
 use crate::config::ApiConfig;
 use crate::error::ApiError;
+use crate::openapi::{BearerAuth, ErrorResponses};
 use crate::{auth, request_context, routes};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "AOS", description = "The AOS governance gateway API."),
-    components(schemas(aos_schemas::ErrorEnvelope, aos_schemas::ListMeta)),
+    components(schemas(
+        aos_schemas::ErrorEnvelope,
+        aos_schemas::ErrorBody,
+        aos_schemas::OpenAiErrorEnvelope,
+        aos_schemas::OpenAiErrorBody,
+        aos_schemas::ListMeta
+    )),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
-    }
-}
 
 fn register<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
 where
@@ -79,6 +76,7 @@ where
                 .service(routes::mcp_servers::delete_server)
                 .service(routes::mcp_servers::discover)
                 .service(routes::mcp_servers::health)
+                .service(routes::governance::alias_health)
                 .service(routes::mcp_servers::tools)
                 .service(routes::mcp_servers::tool)
                 .service(routes::mcp_servers::invocations)
@@ -91,8 +89,7 @@ where
                 .service(routes::governance::alias_invoke)
                 .service(routes::governance::alias_enable)
                 .service(routes::governance::alias_disable)
-                .service(routes::governance::alias_risk)
-                .service(routes::governance::alias_health),
+                .service(routes::governance::alias_risk),
         )
         .service(
             utoipa_actix_web::scope("/api/v1/killswitch")
@@ -159,18 +156,114 @@ where
         )
 }
 
-/// The OpenAPI 3.1 document of every route, generated from the handlers.
+/// The OpenAPI 3.1 document of every route, generated from the handlers, with the error
+/// answers every operation can give ([`crate::openapi`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    register(App::new().into_utoipa_app().openapi(ApiDoc::openapi()))
+    let mut doc = register(App::new().into_utoipa_app().openapi(ApiDoc::openapi()))
         .split_for_parts()
-        .1
+        .1;
+    ErrorResponses.modify(&mut doc);
+    doc
 }
 
-async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        ErrorCode::NotFound,
-        format!("no route for {} {}", req.method(), req.path()),
-    ))
+/// Every route's path template and methods, from the OpenAPI document plus the routes it
+/// does not describe (`/mcp`, `/mcp/ws`, `/openapi.json`): what a 405 lists in `Allow`.
+pub(crate) struct RouteTable(Vec<(Vec<Option<String>>, Vec<&'static str>)>);
+
+impl RouteTable {
+    fn new(doc: &utoipa::openapi::OpenApi) -> Self {
+        let segments = |template: &str| -> Vec<Option<String>> {
+            template
+                .trim_end_matches('/')
+                .split('/')
+                .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
+                .collect()
+        };
+        let mut routes: Vec<_> = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ];
+                let methods = methods.into_iter().filter(|(_, has)| *has).map(|(m, _)| m).collect();
+                (segments(template), methods)
+            })
+            .collect();
+        routes.push((segments("/mcp"), vec!["GET", "POST", "DELETE"]));
+        routes.push((segments("/mcp/ws"), vec!["GET"]));
+        routes.push((segments("/openapi.json"), vec!["GET"]));
+        Self(routes)
+    }
+
+    /// The methods some route at `path` answers (empty: no route has this path).
+    fn methods(&self, path: &str) -> Vec<&'static str> {
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let mut methods: Vec<&'static str> = self
+            .0
+            .iter()
+            .filter(|(segments, _)| {
+                segments.len() == parts.len()
+                    && segments.iter().zip(&parts).all(|(s, p)| match s {
+                        Some(literal) => literal == p,
+                        None => !p.is_empty(),
+                    })
+            })
+            .flat_map(|(_, methods)| methods.iter().copied())
+            .collect();
+        methods.sort_unstable();
+        methods.dedup();
+        methods
+    }
+}
+
+/// No handler took the request: 405 with `Allow` when the path is a route that answers
+/// other methods, else 404.
+async fn no_route(req: HttpRequest, routes: web::Data<RouteTable>) -> Result<HttpResponse, ApiError> {
+    let allowed = routes.methods(req.path());
+    if allowed.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no route for {} {}", req.method(), req.path()),
+        ));
+    }
+    let allow = allowed.join(", ");
+    let error = ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not allowed on {}; allowed: {allow}", req.method(), req.path()),
+    );
+    let mut response = actix_web::ResponseError::error_response(&error);
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(actix_web::http::header::ALLOW, value);
+    }
+    Ok(response)
+}
+
+/// A path parameter that is not what the route expects. Every path parameter of AOS is
+/// an id (a UUID), so the message names the first that is not one.
+fn path_error(req: &HttpRequest) -> ApiError {
+    let bad = req
+        .match_info()
+        .iter()
+        .find(|(_, value)| uuid::Uuid::parse_str(value).is_err());
+    match bad {
+        Some((name, value)) => {
+            let shown: String = value.chars().take(64).collect();
+            ApiError {
+                field: Some(name.to_owned()),
+                ..ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("path parameter `{name}` must be a UUID; got `{shown}`"),
+                )
+            }
+        }
+        None => ApiError::new(ErrorCode::BadRequest, "a path parameter is not of the expected form"),
+    }
 }
 
 /// The whole application for one worker.
@@ -194,11 +287,14 @@ pub fn app(
         }),
         config: config.mcp.clone(),
     });
-    let (app, doc) = register(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
-    let doc = web::Data::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let (app, _) = register(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
+    let spec = openapi();
+    let routes = web::Data::new(RouteTable::new(&spec));
+    let doc = web::Data::new(spec.to_json().unwrap_or_else(|_| "{}".to_owned()));
     app.app_data(web::Data::new(spine))
         .app_data(endpoint)
         .app_data(doc)
+        .app_data(routes)
         .app_data(
             web::JsonConfig::default()
                 .limit(limit)
@@ -206,9 +302,10 @@ pub fn app(
                 .error_handler(|err, _| ApiError::from_json(&err).into()),
         )
         .app_data(web::PayloadConfig::new(limit))
-        .app_data(web::PathConfig::default().error_handler(|err, _| {
-            ApiError::new(ErrorCode::BadRequest, format!("invalid path parameter: {err}")).into()
-        }))
+        .app_data(web::Data::new(crate::extract::BodyTimeout(
+            std::time::Duration::from_millis(config.body_read_timeout_ms),
+        )))
+        .app_data(web::PathConfig::default().error_handler(|_, req| path_error(req).into()))
         .app_data(web::QueryConfig::default().error_handler(|err, _| {
             ApiError::new(ErrorCode::BadRequest, format!("invalid query string: {err}")).into()
         }))

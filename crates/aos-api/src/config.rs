@@ -7,6 +7,9 @@ use serde::Deserialize;
 pub struct ApiConfig {
     /// Largest accepted request body, in bytes (JSON or otherwise).
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive once the headers are in; past it the
+    /// request is answered 408 `request_timeout` and its connection freed.
+    pub body_read_timeout_ms: u64,
     /// `[http.mcp]`: AOS's own MCP endpoint (`/mcp`, `/mcp/ws`).
     pub mcp: McpEndpointConfig,
 }
@@ -49,6 +52,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 1024 * 1024,
+            body_read_timeout_ms: 10_000,
             mcp: McpEndpointConfig::default(),
         }
     }
@@ -59,6 +63,12 @@ impl ApiConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
             return Err(("http.max_body_bytes".into(), "must be between 1024 and 67108864".into()));
+        }
+        if !(100..=600_000).contains(&self.body_read_timeout_ms) {
+            return Err((
+                "http.body_read_timeout_ms".into(),
+                "must be between 100 and 600000".into(),
+            ));
         }
         if !(1024..=64 * 1024 * 1024).contains(&self.mcp.max_message_bytes) {
             return Err((

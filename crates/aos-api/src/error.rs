@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError, error::JsonPayloadError};
-use aos_schemas::{ErrorBody, ErrorCode, ErrorEnvelope};
+use aos_schemas::{ErrorBody, ErrorCode, ErrorEnvelope, OpenAiErrorBody, OpenAiErrorEnvelope};
 use aos_spine::SpineError;
 
 use crate::request_context;
@@ -14,8 +14,10 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
-    /// For `rate_limited`: seconds to send as `Retry-After`.
+    /// For `rate_limited` and `budget_exceeded`: seconds to send as `Retry-After`.
     pub retry_after: Option<u64>,
+    /// A refused proxy call's log id, sent as `X-AOS-Call-Id`.
+    pub call_id: Option<String>,
     /// Set when the error is rendered outside the request's task (see
     /// [`request_context`]); otherwise taken from the current request.
     pub request_id: Option<String>,
@@ -34,33 +36,14 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            call_id: None,
             request_id: None,
         }
     }
 
-    /// The HTTP status of each code.
+    /// The HTTP status of each code (the one table, [`ErrorCode::http_status`]).
     pub fn status_of(code: ErrorCode) -> StatusCode {
-        match code {
-            ErrorCode::BadRequest | ErrorCode::InvalidToolInput | ErrorCode::GuardrailBlocked => {
-                StatusCode::BAD_REQUEST
-            }
-            ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden
-            | ErrorCode::InsufficientScope
-            | ErrorCode::TenantSuspended
-            | ErrorCode::TenantTerminated => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::RateLimited | ErrorCode::BudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::KillSwitchActive => StatusCode::LOCKED,
-            ErrorCode::UpstreamError => StatusCode::BAD_GATEWAY,
-            ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The code for a status produced outside our handlers (actix defaults).
@@ -70,6 +53,7 @@ impl ApiError {
             403 => ErrorCode::Forbidden,
             404 => ErrorCode::NotFound,
             405 => ErrorCode::MethodNotAllowed,
+            408 => ErrorCode::RequestTimeout,
             409 => ErrorCode::Conflict,
             413 => ErrorCode::PayloadTooLarge,
             415 => ErrorCode::UnsupportedMediaType,
@@ -114,7 +98,7 @@ impl ApiError {
             return serde_json::to_value(self.envelope()).unwrap_or_default();
         }
         let kind = match Self::status_of(self.code).as_u16() {
-            400 | 404 | 409 | 413 | 415 | 422 => "invalid_request_error",
+            400 | 404 | 405 | 408 | 409 | 413 | 415 | 422 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             423 => "kill_switch_error",
@@ -126,17 +110,21 @@ impl ApiError {
             ErrorCode::GuardrailBlocked => (None, self.field.clone()),
             _ => (self.field.clone(), None),
         };
-        let mut error = serde_json::json!({
-            "message": self.message,
-            "type": kind,
-            "code": self.code.as_str(),
-            "param": param,
-            "request_id": self.request_id.clone().unwrap_or_else(request_context::current_request_id),
-        });
-        if let (Some(name), Some(map)) = (guardrail, error.as_object_mut()) {
-            map.insert("guardrail".into(), serde_json::Value::String(name));
-        }
-        serde_json::json!({ "error": error })
+        serde_json::to_value(OpenAiErrorEnvelope {
+            error: OpenAiErrorBody {
+                message: self.message.clone(),
+                kind: kind.to_owned(),
+                code: Some(self.code.as_str().to_owned()),
+                param,
+                request_id: Some(
+                    self.request_id
+                        .clone()
+                        .unwrap_or_else(request_context::current_request_id),
+                ),
+                guardrail,
+            },
+        })
+        .unwrap_or_default()
     }
 
     pub fn envelope(&self) -> ErrorEnvelope {
@@ -161,6 +149,7 @@ impl From<SpineError> for ApiError {
             message: err.message,
             field: err.field,
             retry_after: err.retry_after,
+            call_id: err.call_id.map(|id| id.to_string()),
             request_id: None,
         }
     }
@@ -182,43 +171,14 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
+        if self.code == ErrorCode::BudgetExceeded {
+            // OpenAI's SDKs retry a 429 unless told not to; a spent budget does not
+            // come back within their backoff.
+            response.insert_header(("x-should-retry", "false"));
+        }
+        if let Some(id) = &self.call_id {
+            response.insert_header(("x-aos-call-id", id.as_str()));
+        }
         response.json(self.body(request_context::openai_style()))
-    }
-}
-
-/// An optional JSON body: absent or blank means `T::default()`; anything else must be a
-/// JSON body (`application/json`) that parses as `T`, or the request is refused — a
-/// malformed body is never silently treated as no body.
-pub struct OptionalJson<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned + Default + 'static> actix_web::FromRequest for OptionalJson<T> {
-    type Error = ApiError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &actix_web::HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
-        let req = req.clone();
-        let bytes = actix_web::web::Bytes::from_request(&req, payload);
-        Box::pin(async move {
-            let body = bytes
-                .await
-                .map_err(|err| ApiError::new(ErrorCode::PayloadTooLarge, format!("cannot read the body: {err}")))?;
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Self(T::default()));
-            }
-            let is_json = req
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
-            if !is_json {
-                return Err(ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    "send the body as application/json (or no body)",
-                ));
-            }
-            serde_json::from_slice(&body)
-                .map(Self)
-                .map_err(|err| ApiError::new(ErrorCode::BadRequest, format!("invalid JSON body: {err}")))
-        })
     }
 }

@@ -15,6 +15,8 @@ mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod extract;
+mod openapi;
 pub mod request_context;
 mod routes;
 

@@ -63,6 +63,23 @@ pub async fn middleware(
     );
     let started = Instant::now();
     let openai = is_openai_path(req.path());
+    if let Some(param) = nul_query_parameter(req.query_string()) {
+        // PostgreSQL cannot store or compare NUL and SQLite can: refuse it on every route
+        // before anything reads the query, so both backends answer alike.
+        let api = ApiError {
+            request_id: Some(request_id.clone()),
+            field: Some(param.clone()),
+            ..ApiError::new(
+                aos_schemas::ErrorCode::BadRequest,
+                format!("query parameter `{param}` may not contain the NUL character (%00)"),
+            )
+        };
+        let mut response = HttpResponse::build(ApiError::status_of(api.code)).json(api.body(openai));
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        return Ok(req.into_response(response));
+    }
     let result = REQUEST_ID
         .scope(request_id.clone(), OPENAI_STYLE.scope(openai, next.call(req)))
         .instrument(span.clone())
@@ -92,6 +109,14 @@ pub async fn middleware(
         tracing::info!(parent: &span, status, elapsed_ms, "request");
     }
     Ok(response)
+}
+
+/// The name of the first query parameter whose name or value holds an encoded NUL.
+fn nul_query_parameter(query: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (name.contains("%00") || value.contains("%00")).then(|| name.replace("%00", "\\u0000"))
+    })
 }
 
 /// Replaces the body of an error response that is not already JSON with the envelope.
@@ -130,7 +155,17 @@ fn envelope_errors(response: ServiceResponse<BoxBody>, request_id: &str, openai:
 
 #[cfg(test)]
 mod tests {
-    use super::sane;
+    use super::{nul_query_parameter, sane};
+
+    #[test]
+    fn a_nul_in_a_query_parameter_is_named() {
+        assert_eq!(
+            nul_query_parameter("limit=5&event_type=a%00b").as_deref(),
+            Some("event_type")
+        );
+        assert_eq!(nul_query_parameter("model=x"), None);
+        assert_eq!(nul_query_parameter(""), None);
+    }
 
     #[test]
     fn only_sane_request_ids_are_echoed() {

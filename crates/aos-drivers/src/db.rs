@@ -162,6 +162,7 @@ impl Database {
             Backend::Sqlite => {
                 let path = sqlite_path(options.url.expose_secret())?;
                 ensure_parent_dir(&path)?;
+                create_private(&path)?;
                 let busy = options.sqlite_busy_timeout;
                 let mut config = ManagerConfig::<SqliteConn>::default();
                 config.recycling_method = RecyclingMethod::Fast;
@@ -278,6 +279,24 @@ fn ensure_parent_dir(path: &Path) -> DriverResult<()> {
         Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
             .map_err(|e| DriverError::Config(format!("cannot create {}: {e}", parent.display()))),
         _ => Ok(()),
+    }
+}
+
+/// Creates the SQLite file readable by its owner only (0600) if it does not exist yet.
+/// SQLite gives the `-wal` and `-shm` files it creates the database file's mode, so they
+/// are private too: the database holds key hashes, audit chains and call logs.
+fn create_private(path: &Path) -> DriverResult<()> {
+    if path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(DriverError::Config(format!("cannot create {}: {e}", path.display()))),
     }
 }
 

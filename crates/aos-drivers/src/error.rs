@@ -67,6 +67,8 @@ impl From<DieselError> for DriverError {
                             || message.contains("deadlock detected")
                         {
                             Self::Busy
+                        } else if connection_lost(message) {
+                            Self::Unavailable(message.to_owned())
                         } else {
                             Self::Database(message.to_owned())
                         }
@@ -80,6 +82,23 @@ impl From<DieselError> for DriverError {
             other => Self::Database(other.to_string()),
         }
     }
+}
+
+/// PostgreSQL going away under a query (a restart, a failover, a killed backend): the
+/// server's own words (SQLSTATE class 57P and the client's view of a closed socket).
+/// Transient: the same call succeeds once the database is back.
+fn connection_lost(message: &str) -> bool {
+    const SIGNS: [&str; 8] = [
+        "terminating connection",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "server closed the connection",
+        "connection closed",
+        "could not receive data from server",
+        "no connection to the server",
+    ];
+    SIGNS.iter().any(|sign| message.contains(sign))
 }
 
 impl From<diesel::ConnectionError> for DriverError {

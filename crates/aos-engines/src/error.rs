@@ -37,15 +37,25 @@ pub enum EngineError {
     /// A customer's upstream (an MCP server) failed or misbehaved.
     #[error("upstream: {0}")]
     Upstream(String),
-    /// A dependency is down; retry later.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
+    /// A dependency is down; retry later. `dependency` is what a client may be told
+    /// ("the database", "the identity provider's keys", "the MCP server's credential");
+    /// `detail` goes to the log only.
+    #[error("{dependency} unavailable: {detail}")]
+    Unavailable { dependency: &'static str, detail: String },
     /// Anything unexpected; details go to the log, not to the client.
     #[error("internal: {0}")]
     Internal(String),
 }
 
 impl EngineError {
+    /// A dependency is down: `dependency` is said to the client, `detail` only logged.
+    pub fn unavailable(dependency: &'static str, detail: impl Into<String>) -> Self {
+        Self::Unavailable {
+            dependency,
+            detail: detail.into(),
+        }
+    }
+
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid {
             field,
@@ -58,9 +68,13 @@ impl From<DriverError> for EngineError {
     fn from(err: DriverError) -> Self {
         match err {
             DriverError::NotFound => Self::NotFound("record"),
-            DriverError::Conflict(what) => Self::Conflict(format!("conflicts with an existing record ({what})")),
-            DriverError::Busy => Self::Unavailable("database busy".into()),
-            DriverError::Unavailable(why) => Self::Unavailable(why),
+            DriverError::Conflict(constraint) => {
+                // The constraint's name is schema detail: logged, never told to a client.
+                tracing::debug!(%constraint, "unique constraint refused a write");
+                Self::Conflict("conflicts with an existing record".into())
+            }
+            DriverError::Busy => Self::unavailable("the database", "busy"),
+            DriverError::Unavailable(why) => Self::unavailable("the database", why),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -160,6 +160,71 @@ impl Outbound {
         &self.client
     }
 
+    /// Resolves the host of a URL that passed [`Outbound::check_url`] and refuses it when
+    /// every address it resolves to is private or reserved (what the connection would be
+    /// refused for anyway): a registration is told at once instead of being stored only to
+    /// fail every call. A name that does not resolve (yet) is not refused here.
+    pub async fn check_resolves(&self, url: &url::Url) -> Result<(), Refused> {
+        let Some(url::Host::Domain(host)) = url.host() else {
+            return Ok(());
+        };
+        if host_allowlisted(&self.policy, host) {
+            return Ok(());
+        }
+        let lookup = tokio::time::timeout(
+            Duration::from_millis(self.policy.connect_timeout_ms),
+            tokio::net::lookup_host((host, url.port_or_known_default().unwrap_or(443))),
+        )
+        .await;
+        let Ok(Ok(addrs)) = lookup else {
+            return Ok(());
+        };
+        let addrs: Vec<SocketAddr> = addrs.collect();
+        if !addrs.is_empty() && addrs.iter().all(|a| is_forbidden(a.ip())) {
+            return Err(Refused(format!(
+                "{host} resolves only to private or reserved addresses"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Why a connection to `url` fails, in words, found by trying it at the TCP level
+    /// under the same policy (used after a failure whose error does not say: rmcp's
+    /// transport errors carry no cause). `None` when TCP connects: the problem is above it.
+    pub async fn diagnose(&self, url: &url::Url) -> Option<String> {
+        let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let port = url.port_or_known_default()?;
+        let allowed = host_allowlisted(&self.policy, &host);
+        let timeout = Duration::from_millis(self.policy.connect_timeout_ms);
+        let addrs: Vec<SocketAddr> =
+            match tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port))).await {
+                Err(_) => return Some("the host name did not resolve in time".into()),
+                Ok(Err(_)) => return Some("the host name does not resolve".into()),
+                Ok(Ok(addrs)) => addrs.collect(),
+            };
+        let kept: Vec<SocketAddr> = addrs.into_iter().filter(|a| allowed || !is_forbidden(a.ip())).collect();
+        let first = match kept.first() {
+            Some(addr) => *addr,
+            None => {
+                return Some(format!(
+                    "refused by the outbound policy: {host} resolves only to private or reserved addresses"
+                ));
+            }
+        };
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(first)).await {
+            Err(_) => Some("timed out connecting".into()),
+            Ok(Err(e)) => Some(match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+                std::io::ErrorKind::TimedOut => "timed out connecting".into(),
+                std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => {
+                    "the host is unreachable".into()
+                }
+                _ => "cannot connect".into(),
+            }),
+            Ok(Ok(_)) => None,
+        }
+    }
+
     /// Checks a customer URL before any connection: scheme, credentials, literal address.
     pub fn check_url(&self, raw: &str) -> Result<url::Url, Refused> {
         let url = url::Url::parse(raw).map_err(|e| Refused(format!("not a valid URL: {e}")))?;

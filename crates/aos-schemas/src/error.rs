@@ -17,6 +17,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// The body is larger than the configured limit.
     PayloadTooLarge,
+    /// The body did not arrive within `http.body_read_timeout_ms` (408).
+    RequestTimeout,
     /// No credentials, or credentials that are not valid.
     Unauthenticated,
     /// Valid credentials that may not do this.
@@ -50,6 +52,28 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The HTTP status every AOS surface (REST envelope, OpenAI shape, the call log)
+    /// gives this code: the one table, part of the public contract like the codes.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::BadRequest | Self::InvalidToolInput | Self::GuardrailBlocked => 400,
+            Self::ValidationFailed => 422,
+            Self::UnsupportedMediaType => 415,
+            Self::PayloadTooLarge => 413,
+            Self::RequestTimeout => 408,
+            Self::Unauthenticated => 401,
+            Self::Forbidden | Self::InsufficientScope | Self::TenantSuspended | Self::TenantTerminated => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Conflict => 409,
+            Self::RateLimited | Self::BudgetExceeded => 429,
+            Self::KillSwitchActive => 423,
+            Self::UpstreamError => 502,
+            Self::ServiceUnavailable => 503,
+            Self::Internal => 500,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
@@ -57,6 +81,7 @@ impl ErrorCode {
             Self::InvalidToolInput => "invalid_tool_input",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::InsufficientScope => "insufficient_scope",
@@ -100,6 +125,35 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
+/// The error body on the OpenAI-compatible routes (`/v1/...`): OpenAI's own shape, so
+/// the official SDKs parse it, plus AOS's request id (and, for `guardrail_blocked`, the
+/// guardrail that refused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OpenAiErrorEnvelope {
+    pub error: OpenAiErrorBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OpenAiErrorBody {
+    pub message: String,
+    /// OpenAI's error type: `invalid_request_error`, `authentication_error`,
+    /// `permission_error`, `rate_limit_error`, `insufficient_quota`, `kill_switch_error`,
+    /// `api_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// AOS's stable code (the strings of [`ErrorCode`]); on a provider's own 4xx about
+    /// the request, passed through as is, the provider's code.
+    pub code: Option<String>,
+    /// The request parameter at fault, when one is.
+    pub param: Option<String>,
+    /// AOS's request id (absent only on a provider's passed-through error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// For `guardrail_blocked`: which guardrail refused the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrail: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +166,7 @@ mod tests {
             ErrorCode::InvalidToolInput,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::PayloadTooLarge,
+            ErrorCode::RequestTimeout,
             ErrorCode::Unauthenticated,
             ErrorCode::Forbidden,
             ErrorCode::InsufficientScope,

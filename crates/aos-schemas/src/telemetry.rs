@@ -190,8 +190,10 @@ pub struct ModelUsage {
 /// `GET /api/v1/telemetry/usage/summary`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UsageSummary {
+    #[serde(with = "crate::wire::date")]
     #[schema(value_type = String, format = Date)]
     pub start_date: Date,
+    #[serde(with = "crate::wire::date")]
     #[schema(value_type = String, format = Date)]
     pub end_date: Date,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +206,7 @@ pub struct UsageSummary {
 /// One day of `GET /api/v1/telemetry/usage/daily`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DailyUsage {
+    #[serde(with = "crate::wire::date")]
     #[schema(value_type = String, format = Date)]
     pub date: Date,
     #[serde(flatten)]

@@ -155,14 +155,27 @@ impl AuthContext {
     }
 
     /// The tenant a request acts on: the platform operator names it (`?tenant_id=`);
-    /// anyone else acts on their own tenant, holding one of `wanted` in it.
+    /// anyone else acts on their own tenant, holding one of `wanted` in it, and may name
+    /// only that tenant: naming another is refused (403), never silently ignored.
     pub fn tenant_named(&self, named: Option<Uuid>, wanted: &[Scope]) -> Result<Uuid, SpineError> {
         match (self, named) {
             (Self::Founder, Some(id)) => Ok(id),
             (Self::Founder, None) => Err(SpineError::bad_request(
                 "the platform operator names the tenant: ?tenant_id=",
             )),
-            (actor, _) => actor.tenant_with_any(wanted),
+            (actor, named) => {
+                let own = actor.tenant_with_any(wanted)?;
+                match named {
+                    Some(other) if other != own => Err(SpineError {
+                        field: Some("tenant_id".into()),
+                        ..SpineError::new(
+                            ErrorCode::Forbidden,
+                            "tenant_id names another tenant; only the platform operator may name one",
+                        )
+                    }),
+                    _ => Ok(own),
+                }
+            }
         }
     }
 

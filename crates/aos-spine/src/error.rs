@@ -13,8 +13,10 @@ pub struct SpineError {
     /// Safe to return to the client: never carries SQL, hosts or secrets.
     pub message: String,
     pub field: Option<String>,
-    /// For `rate_limited`: seconds until a retry may succeed.
+    /// For `rate_limited` and `budget_exceeded`: seconds until a retry may succeed.
     pub retry_after: Option<u64>,
+    /// For a proxied call that was refused but logged: its call log id.
+    pub call_id: Option<uuid::Uuid>,
 }
 
 impl SpineError {
@@ -24,6 +26,7 @@ impl SpineError {
             message: message.into(),
             field: None,
             retry_after: None,
+            call_id: None,
         }
     }
 
@@ -47,12 +50,14 @@ impl From<EngineError> for SpineError {
                 message: format!("{field}: {message}"),
                 field: Some(field.to_owned()),
                 retry_after: None,
+                call_id: None,
             },
             EngineError::InvalidInput(errors) => Self {
                 code: ErrorCode::InvalidToolInput,
                 message: format!("input does not match the tool's input schema: {}", errors.join("; ")),
                 field: Some("input".into()),
                 retry_after: None,
+                call_id: None,
             },
             EngineError::NotFound(what) => Self::new(ErrorCode::NotFound, format!("{what} not found")),
             EngineError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
@@ -77,11 +82,11 @@ impl From<EngineError> for SpineError {
                 )
             },
             EngineError::Upstream(detail) => Self::new(ErrorCode::UpstreamError, detail),
-            EngineError::Unavailable(detail) => {
-                tracing::warn!(%detail, "dependency unavailable");
+            EngineError::Unavailable { dependency, detail } => {
+                tracing::warn!(%detail, dependency, "dependency unavailable");
                 Self::new(
                     ErrorCode::ServiceUnavailable,
-                    "the database is unavailable; retry shortly",
+                    format!("{dependency} is unavailable; retry shortly"),
                 )
             }
             EngineError::Internal(detail) => {

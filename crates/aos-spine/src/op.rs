@@ -22,11 +22,66 @@ pub enum Mode {
     Write,
 }
 
-/// What an operation receives: a connection in the mode it declared, and settings.
+/// What an operation receives: a connection in the mode it declared, settings, and the
+/// list of effects to apply on this replica once its transaction commits.
 pub struct OperationContext<'c> {
     pub conn: &'c mut Conn,
     pub(crate) telemetry: &'c TelemetrySettings,
     pub(crate) shared: &'c Shared,
+    pub(crate) effects: &'c AfterCommit,
+}
+
+impl OperationContext<'_> {
+    /// Queues `effect` for after the commit: it is applied by [`crate::Spine::execute`]
+    /// when (and only when) the operation's transaction commits, so no caller can commit
+    /// a change its own replica ignores until the next poll.
+    pub(crate) fn after_commit(&self, effect: Effect) {
+        self.effects.push(effect);
+    }
+}
+
+/// An effect on this replica's in-memory state that must follow a committed change.
+pub(crate) enum Effect {
+    /// The credential epoch moved (a key or integration key revoked, a tenant's status
+    /// changed): this replica re-reads it and drops its credential cache now.
+    CredentialsChanged,
+    /// A freeze or unfreeze: this replica's kill switch applies it now.
+    KillSwitch(aos_engines::killswitch::StateRow),
+    /// A tenant's proxy settings: this replica's settings cache holds them now.
+    ProxySettings(uuid::Uuid, Arc<aos_engines::proxy::settings::TenantSettings>),
+}
+
+/// The effects an operation queued, applied after its commit (see [`Effect`]).
+#[derive(Default)]
+pub(crate) struct AfterCommit(std::sync::Mutex<Vec<Effect>>);
+
+impl AfterCommit {
+    fn push(&self, effect: Effect) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(effect);
+    }
+
+    /// Applies the queued effects on this replica.
+    pub(crate) async fn apply(self, shared: &Shared) {
+        let effects = self.0.into_inner().unwrap_or_else(|e| e.into_inner());
+        for effect in effects {
+            match effect {
+                Effect::CredentialsChanged => {
+                    let refreshed = match shared.db.conn().await {
+                        Ok(mut conn) => aos_engines::auth::cache::refresh(shared.auth.cache(), &mut conn)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Err(error) = refreshed {
+                        // The poller catches up within `auth.cache_poll_ms`.
+                        tracing::warn!(%error, "cannot re-read the credential epoch after a change");
+                    }
+                }
+                Effect::KillSwitch(row) => shared.kill_switch.apply(&row),
+                Effect::ProxySettings(tenant, settings) => shared.proxy.engine.settings.put(tenant, settings),
+            }
+        }
+    }
 }
 
 pub type OpFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, SpineError>> + Send + 'c>>;

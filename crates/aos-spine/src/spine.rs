@@ -21,7 +21,7 @@ use tracing::Instrument;
 use crate::config::SpineConfig;
 use crate::context::AuthContext;
 use crate::error::{SpineError, SpineResult};
-use crate::op::{Mode, Operation, OperationContext, Workflow, WorkflowContext};
+use crate::op::{AfterCommit, Mode, Operation, OperationContext, Workflow, WorkflowContext};
 
 pub use aos_drivers::Backend;
 
@@ -475,6 +475,7 @@ impl Spine {
         let task = tasks.spawn_on(
             async move {
                 let started = std::time::Instant::now();
+                let effects = Arc::new(AfterCommit::default());
                 let result = match O::MODE {
                     Mode::Read => {
                         let mut conn = shared.db.conn().await?;
@@ -482,17 +483,21 @@ impl Spine {
                             conn: &mut conn,
                             telemetry: &shared.telemetry,
                             shared: &shared,
+                            effects: &effects,
                         })
                         .await
                     }
                     Mode::Write => {
                         let db = shared.db.clone();
+                        let queued = Arc::clone(&effects);
+                        let inner = Arc::clone(&shared);
                         db.transaction(TxMode::Write, move |conn| {
                             Box::pin(async move {
                                 op.run(OperationContext {
                                     conn,
-                                    telemetry: &shared.telemetry,
-                                    shared: &shared,
+                                    telemetry: &inner.telemetry,
+                                    shared: &inner,
+                                    effects: &queued,
                                 })
                                 .await
                             })
@@ -500,6 +505,13 @@ impl Spine {
                         .await
                     }
                 };
+                // Committed (or read): this replica's caches follow before the caller
+                // hears of it. A failed operation's effects are dropped with it.
+                if result.is_ok()
+                    && let Some(effects) = Arc::into_inner(effects)
+                {
+                    effects.apply(&shared).await;
+                }
                 let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 match &result {
                     Ok(_) => tracing::debug!(elapsed_us, "operation done"),

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::Json;
 
 /// Create a tenant (ACTIVE, onboarding CREATED).
 #[utoipa::path(
@@ -27,7 +28,7 @@ use crate::error::ApiError;
 pub async fn create(
     spine: web::Data<Spine>,
     caller: Caller,
-    body: web::Json<CreateTenantRequest>,
+    body: Json<CreateTenantRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = spine
         .execute(Create {
@@ -97,7 +98,7 @@ pub async fn update(
     spine: web::Data<Spine>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: web::Json<UpdateTenantRequest>,
+    body: Json<UpdateTenantRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = spine
         .execute(Update {

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::Json;
 
 async fn create_for(
     spine: &Spine,
@@ -56,7 +57,7 @@ async fn list_for(spine: &Spine, caller: Caller, target: Target, query: PageQuer
 pub async fn create(
     spine: web::Data<Spine>,
     caller: Caller,
-    body: web::Json<CreateApiKeyRequest>,
+    body: Json<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     create_for(&spine, caller, Target::Own, body.into_inner()).await
 }
@@ -112,7 +113,7 @@ pub async fn admin_create(
     spine: web::Data<Spine>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: web::Json<CreateApiKeyRequest>,
+    body: Json<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     create_for(&spine, caller, Target::Tenant(id.into_inner()), body.into_inner()).await
 }

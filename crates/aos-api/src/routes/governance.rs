@@ -16,7 +16,8 @@ use aos_spine::ops::mcp::{Health, SetToolEnabled, SetToolRisk};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, OptionalJson};
+use crate::error::ApiError;
+use crate::extract::{Json, OptionalJson};
 
 fn ok<T: serde::Serialize>(data: T) -> HttpResponse {
     HttpResponse::Ok().json(DataEnvelope::new(data))
@@ -52,7 +53,7 @@ pub async fn invoke(
     spine: web::Data<Spine>,
     caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<InvokeToolRequest>,
+    body: Json<InvokeToolRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (server_id, tool_id) = path.into_inner();
     invoke_tool(&spine, caller, server_id, tool_id, body.into_inner()).await
@@ -92,7 +93,7 @@ pub async fn alias_invoke(
     spine: web::Data<Spine>,
     caller: Caller,
     path: web::Path<Uuid>,
-    body: web::Json<InvokeToolRequest>,
+    body: Json<InvokeToolRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tool_id = path.into_inner();
     let server_id = locate(&spine, &caller, tool_id).await?;
@@ -143,7 +144,7 @@ pub async fn alias_risk(
     spine: web::Data<Spine>,
     caller: Caller,
     path: web::Path<Uuid>,
-    body: web::Json<SetToolRiskRequest>,
+    body: Json<SetToolRiskRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tool_id = path.into_inner();
     let server_id = locate(&spine, &caller, tool_id).await?;
@@ -157,10 +158,12 @@ pub async fn alias_risk(
         .await?))
 }
 
-/// Alias of `GET .../mcp-servers/{server_id}/health` (the SDK proposal uses POST).
+/// Alias of `GET .../mcp-servers/{server_id}/health` (the SDK proposal uses POST). Served
+/// in the `/api/v1/mcp/servers` scope: actix scopes do not fall through, so a route under
+/// that prefix registered in the shorter `/api/v1/mcp` scope would never be reached.
 #[utoipa::path(tag = "mcp-aliases", security(("bearer" = [])), params(("server_id" = Uuid, Path)),
     responses((status = 200, body = DataEnvelope<McpHealth>), (status = 404, body = ErrorEnvelope)))]
-#[post("/servers/{server_id}/health")]
+#[post("/{server_id}/health")]
 pub async fn alias_health(
     spine: web::Data<Spine>,
     caller: Caller,
@@ -182,7 +185,7 @@ pub async fn alias_health(
 pub async fn create_approval(
     spine: web::Data<Spine>,
     caller: Caller,
-    body: web::Json<CreateApprovalRequest>,
+    body: Json<CreateApprovalRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let approval = spine
         .execute(ops::CreateApproval {
@@ -362,7 +365,7 @@ pub async fn get_policy(spine: web::Data<Spine>, caller: Caller) -> Result<HttpR
 pub async fn put_policy(
     spine: web::Data<Spine>,
     caller: Caller,
-    body: web::Json<PutPolicyRequest>,
+    body: Json<PutPolicyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(spine
         .execute(ops::PutPolicy {
@@ -394,7 +397,7 @@ pub async fn delete_policy(spine: web::Data<Spine>, caller: Caller) -> Result<Ht
 pub async fn update_settings(
     spine: web::Data<Spine>,
     caller: Caller,
-    body: web::Json<UpdateGovernanceSettings>,
+    body: Json<UpdateGovernanceSettings>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(spine
         .execute(ops::UpdateSettings {
@@ -412,7 +415,7 @@ pub async fn update_settings(
 pub async fn put_platform_policy(
     spine: web::Data<Spine>,
     caller: Caller,
-    body: web::Json<PutPolicyRequest>,
+    body: Json<PutPolicyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(spine
         .execute(ops::PutPolicy {

@@ -9,7 +9,8 @@ use aos_spine::ops::killswitch::{Change, Status, Target};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, OptionalJson};
+use crate::error::ApiError;
+use crate::extract::OptionalJson;
 
 async fn change(
     spine: &Spine,

@@ -18,6 +18,7 @@ use futures::{SinkExt, StreamExt};
 use crate::auth::Caller;
 use crate::config::McpEndpointConfig;
 use crate::error::ApiError;
+use crate::extract::Body;
 
 /// Settings of the endpoint, shared by the handlers of one worker.
 pub struct Endpoint {
@@ -89,13 +90,13 @@ pub fn public_base(config: &McpEndpointConfig, req: &HttpRequest) -> String {
 /// `POST|GET|DELETE /mcp`: one Streamable HTTP exchange, stateless (any replica answers).
 pub async fn http(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Body,
     caller: Caller,
     spine: web::Data<Spine>,
     endpoint: web::Data<Endpoint>,
 ) -> Result<HttpResponse, ApiError> {
     admit(&endpoint, &spine, &req, &caller)?;
-    if body.len() > endpoint.config.max_message_bytes {
+    if body.0.len() > endpoint.config.max_message_bytes {
         return Err(ApiError::new(ErrorCode::PayloadTooLarge, "the message is too large"));
     }
     let headers = req
@@ -107,7 +108,7 @@ pub async fn http(
         method: req.method().as_str().to_owned(),
         uri: req.uri().to_string(),
         headers,
-        body,
+        body: body.0,
     };
     let response = endpoint.gateway.handle_http(caller.0, request).await;
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -118,6 +119,18 @@ pub async fn http(
         }
     }
     Ok(out.streaming(response.body.map(Ok::<_, Infallible>)))
+}
+
+/// A close frame's reason is at most 123 bytes (RFC 6455 §5.5): cut at a char boundary.
+fn close_description(why: &str) -> String {
+    let mut out = String::new();
+    for c in why.chars() {
+        if out.len() + c.len_utf8() > 123 {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `GET /mcp/ws`: the same server over a WebSocket (subprotocol `mcp`), one JSON-RPC
@@ -173,19 +186,26 @@ pub async fn websocket(
             }
         }
     });
-    // Frames out.
+    // Frames out. The session is closed once, below, when the gateway is done with it.
     let closer = session.clone();
-    actix_web::rt::spawn(async move {
+    let frames_out = actix_web::rt::spawn(async move {
         while let Some(text) = from_gateway.next().await {
             if session.text(text).await.is_err() {
                 break;
             }
         }
-        let _ = session.close(None).await;
     });
     actix_web::rt::spawn(async move {
-        gateway.serve_socket(principal, from_socket, to_socket).await;
-        let _ = closer.close(None).await;
+        let why = gateway.serve_socket(principal, from_socket, to_socket).await;
+        // What was already queued goes out first, then the close frame.
+        let _ = frames_out.await;
+        // 1008 (policy violation) with the reason when AOS ends it (the credential was
+        // revoked, expired, or its tenant stopped being active); a normal close otherwise.
+        let reason = why.map(|why| actix_ws::CloseReason {
+            code: actix_ws::CloseCode::Policy,
+            description: Some(close_description(&why)),
+        });
+        let _ = closer.close(reason).await;
     });
     Ok(response)
 }

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::Json;
 
 fn ok<T: serde::Serialize>(data: T) -> HttpResponse {
     HttpResponse::Ok().json(DataEnvelope::new(data))
@@ -35,7 +36,7 @@ fn ok<T: serde::Serialize>(data: T) -> HttpResponse {
 pub async fn register(
     spine: web::Data<Spine>,
     caller: Caller,
-    body: web::Json<RegisterMcpServerRequest>,
+    body: Json<RegisterMcpServerRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let registration = spine
         .run(Register {
@@ -211,7 +212,7 @@ pub async fn set_tool_risk(
     spine: web::Data<Spine>,
     caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<SetToolRiskRequest>,
+    body: Json<SetToolRiskRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (server_id, tool_id) = path.into_inner();
     Ok(ok(spine

@@ -18,17 +18,13 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::{Body, Json};
 
 /// The call log id of a proxied request.
 pub const CALL_ID_HEADER: &str = "x-aos-call-id";
 
-async fn forward(
-    spine: &Spine,
-    caller: Caller,
-    endpoint: Endpoint,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let reply = spine.proxy(caller.0, endpoint, body).await?;
+async fn forward(spine: &Spine, caller: Caller, endpoint: Endpoint, body: Body) -> Result<HttpResponse, ApiError> {
+    let reply = spine.proxy(caller.0, endpoint, body.0).await?;
     let code = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut response = HttpResponse::build(code);
     response.insert_header((CALL_ID_HEADER, reply.call_id.to_string()));
@@ -46,22 +42,20 @@ async fn forward(
 #[utoipa::path(tag = "openai", security(("bearer" = [])), request_body = Object,
     responses((status = 200, description = "OpenAI's chat.completion (or its event stream)"),
         (status = 400, description = "bad request, or a guardrail refused it (`guardrail_blocked`)"),
+        (status = 404, description = "the model is not available through this proxy (or the provider's own 404, passed through)"),
         (status = 423, description = "kill switch active"), (status = 429, description = "budget or rate limit"),
         (status = 502, description = "the upstream provider failed")))]
 #[post("/chat/completions")]
-pub async fn chat_completions(
-    spine: web::Data<Spine>,
-    caller: Caller,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+pub async fn chat_completions(spine: web::Data<Spine>, caller: Caller, body: Body) -> Result<HttpResponse, ApiError> {
     forward(&spine, caller, Endpoint::Chat, body).await
 }
 
 /// OpenAI embeddings.
 #[utoipa::path(tag = "openai", security(("bearer" = [])), request_body = Object,
-    responses((status = 200, description = "OpenAI's embedding list")))]
+    responses((status = 200, description = "OpenAI's embedding list"),
+        (status = 404, description = "the model is not available through this proxy (or the provider's own 404, passed through)")))]
 #[post("/embeddings")]
-pub async fn embeddings(spine: web::Data<Spine>, caller: Caller, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn embeddings(spine: web::Data<Spine>, caller: Caller, body: Body) -> Result<HttpResponse, ApiError> {
     forward(&spine, caller, Endpoint::Embeddings, body).await
 }
 
@@ -111,7 +105,7 @@ pub async fn put_settings(
     spine: web::Data<Spine>,
     caller: Caller,
     query: web::Query<TenantQuery>,
-    body: web::Json<serde_json::Value>,
+    body: Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let settings = spine
         .proxy_put_settings(ops::PutSettings {

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::{Json, JsonKeepNul};
 
 fn ok<T: serde::Serialize>(data: T) -> HttpResponse {
     HttpResponse::Ok().json(DataEnvelope::new(data))
@@ -29,7 +30,7 @@ fn ok<T: serde::Serialize>(data: T) -> HttpResponse {
 pub async fn create_integration(
     spine: web::Data<Spine>,
     caller: Caller,
-    body: web::Json<CreateIntegrationRequest>,
+    body: Json<CreateIntegrationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let integration = spine
         .execute(CreateIntegration {
@@ -72,7 +73,7 @@ pub async fn update_integration(
     spine: web::Data<Spine>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: web::Json<UpdateIntegrationRequest>,
+    body: Json<UpdateIntegrationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(spine
         .execute(UpdateIntegration {
@@ -108,7 +109,7 @@ pub async fn issue_key(
     spine: web::Data<Spine>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: web::Json<CreateIntegrationKeyRequest>,
+    body: Json<CreateIntegrationKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner();
     let created = spine
@@ -154,14 +155,14 @@ pub async fn revoke_key(
 }
 
 /// Ingest one usage record (`X-CUS-Integration-Key`). 201 stored, 200 duplicate, 422 rejected.
-#[utoipa::path(tag = "telemetry", request_body = UsageRecord,
+#[utoipa::path(tag = "telemetry", security(("integration_key" = [])), request_body = UsageRecord,
     responses((status = 201, body = DataEnvelope<RecordResult>), (status = 200, body = DataEnvelope<RecordResult>, description = "a duplicate call_id: counted once"),
         (status = 401, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
 #[post("/llm-usage")]
 pub async fn ingest_one(
     spine: web::Data<Spine>,
     caller: Caller,
-    body: web::Json<Box<serde_json::value::RawValue>>,
+    body: Json<Box<serde_json::value::RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
     let result = spine
         .execute(Ingest {
@@ -191,13 +192,13 @@ pub async fn ingest_one(
 
 /// Ingest up to `telemetry.max_batch` records; each is accepted, a duplicate, or rejected
 /// with its index, field and reason. A request malformed as a whole writes nothing.
-#[utoipa::path(tag = "telemetry", request_body = UsageBatch,
+#[utoipa::path(tag = "telemetry", security(("integration_key" = [])), request_body = UsageBatch,
     responses((status = 200, body = DataEnvelope<IngestResult>), (status = 401, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope, description = "too many records")))]
 #[post("/llm-usage/batch")]
 pub async fn ingest_batch(
     spine: web::Data<Spine>,
     caller: Caller,
-    body: web::Json<UsageBatch>,
+    body: JsonKeepNul<UsageBatch>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(spine
         .execute(Ingest {

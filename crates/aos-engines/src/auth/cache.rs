@@ -50,6 +50,9 @@ struct State {
 pub struct CredentialCache {
     state: RwLock<State>,
     ttl: Duration,
+    /// Bumped with the epoch each time the cache is dropped: long-lived sessions (the
+    /// `/mcp/ws` socket) re-check their credential at once instead of on their next poll.
+    changes: tokio::sync::watch::Sender<i64>,
 }
 
 impl CredentialCache {
@@ -60,7 +63,13 @@ impl CredentialCache {
                 ..State::default()
             }),
             ttl,
+            changes: tokio::sync::watch::Sender::new(epoch),
         }
+    }
+
+    /// Tells of every epoch change (a revocation or status change seen by this replica).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.changes.subscribe()
     }
 
     /// The epoch the cached entries belong to. Read it *before* loading from the
@@ -167,6 +176,8 @@ impl CredentialCache {
                     epoch,
                     ..State::default()
                 };
+                drop(state);
+                self.changes.send_replace(epoch);
                 true
             }
             _ => false,

@@ -320,7 +320,12 @@ impl JwtVerifier {
                     tracing::warn!(error = %e, "JWKS refresh failed; using the cached keys");
                     cache.fetched = Some(Instant::now());
                 }
-                Err(e) => return Err(EngineError::Unavailable(format!("identity provider keys: {e}"))),
+                Err(e) => {
+                    return Err(EngineError::unavailable(
+                        "the identity provider's signing keys (JWKS)",
+                        e.to_string(),
+                    ));
+                }
             }
         }
         let Some(set) = &cache.set else { return Ok(Vec::new()) };

@@ -147,8 +147,65 @@ pub struct McpRuntime {
     pool: std::sync::Arc<SessionPool>,
 }
 
-fn upstream(what: &str, err: impl std::fmt::Display) -> EngineError {
-    EngineError::Upstream(format!("{what}: {err}"))
+fn upstream<E: std::error::Error + 'static>(what: &str, err: E) -> EngineError {
+    EngineError::Upstream(format!("{what}: {}", describe(&err)))
+}
+
+/// What went wrong talking to a customer's server, in words (connection refused, timed
+/// out, TLS failed, refused by the outbound policy), never a type dump: rmcp's and
+/// reqwest's own messages name generic types and the URL. Walks the error's sources and
+/// names the first it recognises; otherwise the innermost message, without the URL.
+pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    use std::io::ErrorKind;
+    let mut chain = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        chain.push(e);
+        next = e.source();
+    }
+    for e in &chain {
+        if let Some(refused) = e.downcast_ref::<crate::outbound::Refused>() {
+            return format!("refused by the outbound policy: {}", refused.0);
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            let said = match io.kind() {
+                ErrorKind::ConnectionRefused => Some("connection refused"),
+                ErrorKind::TimedOut => Some("timed out"),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+                    Some("the connection was closed by the server")
+                }
+                ErrorKind::UnexpectedEof => Some("the server closed the connection mid-answer"),
+                ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => Some("the host is unreachable"),
+                ErrorKind::NotFound => Some("the command or address was not found"),
+                _ => None,
+            };
+            if let Some(said) = said {
+                return said.to_owned();
+            }
+        }
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return format!("TLS failed: {tls}");
+        }
+        if let Some(http) = e.downcast_ref::<reqwest::Error>() {
+            if http.is_timeout() {
+                return "timed out".to_owned();
+            }
+            if let Some(status) = http.status() {
+                return format!("the server answered HTTP {}", status.as_u16());
+            }
+        }
+    }
+    let innermost = chain.last().map(|e| e.to_string()).unwrap_or_default();
+    let text = if innermost.contains("dns error") || innermost.contains("failed to lookup address") {
+        "the host name does not resolve".to_owned()
+    } else {
+        innermost
+    };
+    // No URLs (they may carry a path the tenant did not mean to show) and no type paths.
+    text.split_whitespace()
+        .filter(|w| !w.contains("://") && !w.contains("::"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn client_config() -> ClientConfig {
@@ -228,13 +285,22 @@ impl McpRuntime {
         Duration::from_millis(self.settings.request_timeout_ms.max(100))
     }
 
-    /// Validates a registration's transport and URL; returns the URL to store.
+    /// Validates a registration's transport and URL; returns the URL to store, normalised
+    /// (lower-case host, no default port, no fragment, no trailing slash after a path), so
+    /// the same server cannot be registered twice under two spellings.
     pub fn check_target(&self, transport: Transport, url: &str) -> EngineResult<String> {
         match transport {
             Transport::Http | Transport::Sse => self
                 .outbound
                 .check_url(url)
-                .map(|u| u.to_string())
+                .map(|mut u| {
+                    u.set_fragment(None);
+                    let path = u.path().to_owned();
+                    if path.len() > 1 && path.ends_with('/') {
+                        u.set_path(path.trim_end_matches('/'));
+                    }
+                    u.to_string()
+                })
                 .map_err(|e| EngineError::invalid("url", e.to_string())),
             Transport::Stdio => {
                 let name = url
@@ -249,6 +315,45 @@ impl McpRuntime {
                     ))
                 }
             }
+        }
+    }
+
+    /// The network half of a registration's URL check (run before the write transaction,
+    /// never inside it): a host that resolves only to private or reserved addresses is
+    /// refused with 422 naming `url`, as a literal private address is.
+    pub async fn check_target_resolves(&self, transport: Transport, url: &str) -> EngineResult<()> {
+        if transport == Transport::Stdio {
+            return Ok(());
+        }
+        let url = self
+            .outbound
+            .check_url(url)
+            .map_err(|e| EngineError::invalid("url", e.to_string()))?;
+        self.outbound
+            .check_resolves(&url)
+            .await
+            .map_err(|e| EngineError::invalid("url", e.to_string()))
+    }
+
+    /// An upstream failure in words: the error's own cause when it names one, else what a
+    /// TCP-level try of the URL finds (connection refused, timed out, the outbound policy).
+    async fn explain<E: std::error::Error + 'static>(&self, what: &str, url: &url::Url, err: E) -> EngineError {
+        let described = describe(&err);
+        let known = [
+            "refused",
+            "timed out",
+            "TLS",
+            "resolve",
+            "unreachable",
+            "closed",
+            "HTTP ",
+        ];
+        if known.iter().any(|k| described.contains(k)) {
+            return EngineError::Upstream(format!("{what}: {described}"));
+        }
+        match self.outbound.diagnose(url).await {
+            Some(reason) => EngineError::Upstream(format!("{what}: {reason}")),
+            None => EngineError::Upstream(format!("{what}: {described}")),
         }
     }
 
@@ -305,7 +410,7 @@ impl McpRuntime {
                     config = config.auth_header(token.expose_secret().to_owned());
                 }
                 let transport = StreamableHttpClientTransport::with_client(self.outbound.client().clone(), config);
-                client_config()
+                let served = client_config()
                     .serve_with_lifecycle(
                         transport,
                         ClientLifecycleMode::Auto {
@@ -313,18 +418,28 @@ impl McpRuntime {
                             legacy_version: Some(ProtocolVersion::V_2025_11_25),
                         },
                     )
-                    .await
-                    .map_err(|e| upstream("handshake", e))
+                    .await;
+                match served {
+                    Ok(service) => Ok(service),
+                    Err(e) => Err(self.explain("handshake", &url, e).await),
+                }
             }
             Transport::Sse => {
                 let url = self.outbound.check_url(&target.url).map_err(|e| upstream("url", e))?;
-                let transport = LegacySseTransport::connect(self.outbound.client().clone(), url, credential, timeout)
-                    .await
-                    .map_err(|e| upstream("event stream", e))?;
-                client_config()
+                let transport =
+                    match LegacySseTransport::connect(self.outbound.client().clone(), url.clone(), credential, timeout)
+                        .await
+                    {
+                        Ok(transport) => transport,
+                        Err(e) => return Err(self.explain("event stream", &url, e).await),
+                    };
+                match client_config()
                     .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
                     .await
-                    .map_err(|e| upstream("handshake", e))
+                {
+                    Ok(service) => Ok(service),
+                    Err(e) => Err(self.explain("handshake", &url, e).await),
+                }
             }
             Transport::Stdio => {
                 let name = target.url.strip_prefix("stdio://").unwrap_or_default();

@@ -139,7 +139,8 @@ impl Credentials {
     /// The secret behind `reference` for `tenant_id`. Errors name the reference, never
     /// a value.
     pub async fn resolve(&self, tenant_id: uuid::Uuid, reference: &str) -> EngineResult<SecretString> {
-        let unavailable = |why: String| EngineError::Unavailable(format!("credential {reference}: {why}"));
+        let unavailable =
+            |why: String| EngineError::unavailable("the MCP server's credential", format!("{reference}: {why}"));
         match CredentialRef::parse(reference)? {
             CredentialRef::Env(name) => {
                 let var = format!(

@@ -114,6 +114,13 @@ pub trait GatewayBackend: Send + Sync + 'static {
 
     /// A stable identity of the caller (e.g. `key:<id>`), to remember what it was shown.
     fn principal_id(&self, who: &Self::Principal) -> String;
+
+    /// Ticks whenever credentials may have been revoked (on this replica at once, on the
+    /// others within their credential poll): an open WebSocket re-checks its caller then,
+    /// not only on its catalog poll.
+    fn credential_changes(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        None
+    }
 }
 
 /// The catalog revision each caller was last shown by `tools/list` on this replica. A
@@ -508,6 +515,11 @@ impl<B: GatewayBackend> McpGateway<B> {
 
     /// Answers one Streamable HTTP request of an authenticated caller.
     pub async fn handle_http(&self, principal: B::Principal, request: GatewayRequest) -> GatewayResponse {
+        if request.method.eq_ignore_ascii_case("POST")
+            && let Some((code, message)) = framing_error(&request.body)
+        {
+            return json_rpc_error(400, code, &message);
+        }
         let mut builder = http::Request::builder()
             .method(request.method.as_str())
             .uri(request.uri.as_str());
@@ -546,8 +558,10 @@ impl<B: GatewayBackend> McpGateway<B> {
 
     /// Serves one WebSocket connection (text frames in and out, one JSON-RPC message
     /// each) until either side closes. Catalog changes are pushed as
-    /// `notifications/tools/list_changed` for as long as the connection lives.
-    pub async fn serve_socket<I, O>(&self, principal: B::Principal, incoming: I, outgoing: O)
+    /// `notifications/tools/list_changed` for as long as the connection lives. Returns
+    /// why the server ended it (the caller's credential stopped being good), or `None`
+    /// when the client went away.
+    pub async fn serve_socket<I, O>(&self, principal: B::Principal, incoming: I, outgoing: O) -> Option<String>
     where
         I: Stream<Item = String> + Send + Unpin + 'static,
         O: Sink<String> + Send + Unpin + 'static,
@@ -598,61 +612,140 @@ impl<B: GatewayBackend> McpGateway<B> {
         let writer = tokio::spawn(async move {
             let mut outgoing = outgoing;
             let mut last = backend.catalog_revision(&principal).await.ok();
+            let mut revocations = backend.credential_changes();
             let mut tick = tokio::time::interval(poll);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             // Once the reader is gone its channel answers None at once, forever: stop
             // polling it, or this loop would spin and starve the worker.
             let mut errors_open = true;
             loop {
-                let text = tokio::select! {
+                let check = tokio::select! {
                     message = from_service.next() => match message {
-                        Some(message) => serde_json::to_string(&message).ok(),
-                        None => break,
+                        Some(message) => {
+                            if let Some(text) = serde_json::to_string(&message).ok()
+                                && outgoing.send(text).await.is_err()
+                            {
+                                return None;
+                            }
+                            continue;
+                        }
+                        None => return None,
                     },
                     error = errors_rx.next(), if errors_open => {
                         errors_open = error.is_some();
-                        error
-                    }
-                    _ = tick.tick() => {
-                        let now = match backend.catalog_revision(&principal).await {
-                            Ok(now) => Some(now),
-                            // The credential is no longer good (revoked, expired, tenant
-                            // suspended): end the connection.
-                            Err(GatewayError::Forbidden(why)) => {
-                                tracing::info!(%why, "MCP WebSocket closed: the caller is no longer authorised");
-                                break;
-                            }
-                            Err(_) => None,
-                        };
-                        if now.is_some() && now != last {
-                            let changed = last.is_some();
-                            last = now;
-                            changed.then(|| r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#.to_owned())
-                        } else {
-                            None
+                        if let Some(text) = error
+                            && outgoing.send(text).await.is_err()
+                        {
+                            return None;
                         }
+                        continue;
+                    }
+                    _ = tick.tick() => true,
+                    changed = async {
+                        match revocations.as_mut() {
+                            Some(changes) => changes.changed().await.is_ok(),
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        if !changed {
+                            revocations = None;
+                        }
+                        changed
                     }
                 };
-                if let Some(text) = text
-                    && outgoing.send(text).await.is_err()
-                {
-                    break;
+                if !check {
+                    continue;
+                }
+                let now = match backend.catalog_revision(&principal).await {
+                    Ok(now) => Some(now),
+                    // The credential is no longer good (revoked, expired, tenant
+                    // suspended): end the connection, saying why.
+                    Err(GatewayError::Forbidden(why)) => {
+                        tracing::info!(%why, "MCP WebSocket closed: the caller is no longer authorised");
+                        return Some(why);
+                    }
+                    Err(_) => None,
+                };
+                if now.is_some() && now != last {
+                    let changed = last.is_some();
+                    last = now;
+                    if changed
+                        && outgoing
+                            .send(r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#.to_owned())
+                            .await
+                            .is_err()
+                    {
+                        return None;
+                    }
                 }
             }
         });
-        match rmcp::serve_server(handler, (to_socket, from_socket)).await {
-            Ok(running) => {
-                let _ = running.waiting().await;
+        let service = async {
+            match rmcp::serve_server(handler, (to_socket, from_socket)).await {
+                Ok(running) => {
+                    let _ = running.waiting().await;
+                }
+                Err(err) => tracing::info!(%err, "MCP WebSocket session did not start"),
             }
-            Err(err) => tracing::info!(%err, "MCP WebSocket session did not start"),
-        }
+        };
+        let mut writer = writer;
+        let why = tokio::select! {
+            () = service => None,
+            ended = &mut writer => ended.ok().flatten(),
+        };
         reader.abort();
         writer.abort();
+        why
     }
 }
 
 fn jsonrpc_error(code: i64, message: &str) -> String {
     serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}}).to_string()
+}
+
+/// JSON-RPC's own answer to a POSTed body that is not one JSON-RPC message (rmcp would
+/// refuse it with 415, which MCP clients do not expect): -32700 for bytes that are not
+/// JSON, -32600 for JSON that is not a request, notification or response (a batch
+/// included: MCP 2025-06-18 removed batching).
+fn framing_error(body: &[u8]) -> Option<(i64, String)> {
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(err) => return Some((-32700, format!("Parse error: the body is not JSON ({err})"))),
+    };
+    let Some(message) = value.as_object() else {
+        let what = if value.is_array() {
+            "a JSON-RPC batch is not supported; send one message per request"
+        } else {
+            "the body is not a JSON-RPC message object"
+        };
+        return Some((-32600, format!("Invalid Request: {what}")));
+    };
+    if message.get("jsonrpc").and_then(serde_json::Value::as_str) != Some("2.0") {
+        return Some((-32600, "Invalid Request: \"jsonrpc\" must be \"2.0\"".to_owned()));
+    }
+    let is_request = message.get("method").is_some_and(serde_json::Value::is_string);
+    let is_response = message.contains_key("result") || message.contains_key("error");
+    if !is_request && !is_response {
+        return Some((
+            -32600,
+            "Invalid Request: a message needs a string \"method\" (or a \"result\"/\"error\")".to_owned(),
+        ));
+    }
+    None
+}
+
+fn json_rpc_error(status: u16, code: i64, message: &str) -> GatewayResponse {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": code, "message": message},
+    });
+    let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+    GatewayResponse {
+        status,
+        headers: vec![("content-type".into(), b"application/json".to_vec())],
+        body: Box::pin(futures::stream::once(async move { bytes })),
+    }
 }
 
 #[cfg(test)]

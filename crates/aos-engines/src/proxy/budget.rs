@@ -32,6 +32,24 @@ pub struct Limit {
 }
 
 impl Limit {
+    /// Seconds from `now` until this limit's period ends and its counter starts again
+    /// (UTC midnight, or the first of next month): what a refused client is told to wait.
+    pub fn resets_in(&self, now: OffsetDateTime) -> u64 {
+        let now = now.to_offset(time::UtcOffset::UTC);
+        let tomorrow = now.date().next_day().unwrap_or(now.date());
+        let end = if self.period.starts_with("month:") {
+            let (year, month) = match now.month() {
+                time::Month::December => (now.year() + 1, time::Month::January),
+                m => (now.year(), m.next()),
+            };
+            time::Date::from_calendar_date(year, month, 1).unwrap_or(tomorrow)
+        } else {
+            tomorrow
+        };
+        let end = end.midnight().assume_utc();
+        u64::try_from((end - now).whole_seconds()).unwrap_or(0).max(1)
+    }
+
     /// `the tenant's daily budget`, `this key's monthly budget`.
     pub fn describe(&self) -> String {
         let who = if self.scope == SCOPE_TENANT {
@@ -174,6 +192,22 @@ mod tests {
     use super::*;
     use crate::proxy::settings::Budget;
     use time::macros::datetime;
+
+    #[test]
+    fn a_limit_resets_at_the_end_of_its_utc_period() {
+        let now = datetime!(2026-12-31 23:00 UTC);
+        let (day, month) = periods(now);
+        let limit = |period: String| Limit {
+            scope: SCOPE_TENANT.to_owned(),
+            period,
+            limit_micros: 1,
+        };
+        assert_eq!(limit(day).resets_in(now), 3600);
+        assert_eq!(limit(month).resets_in(now), 3600);
+        let now = datetime!(2026-11-30 12:00 UTC);
+        assert_eq!(limit(periods(now).1).resets_in(now), 12 * 3600);
+        assert_eq!(limit(periods(now).0).resets_in(now), 12 * 3600);
+    }
 
     #[test]
     fn periods_are_utc() {

@@ -85,9 +85,16 @@ pub struct Proxy {
 impl Proxy {
     /// Validates the configuration and resolves provider credentials. Errors name the key.
     pub fn new(config: ProxyConfig) -> Result<Self, String> {
-        let mut providers = HashMap::new();
+        let mut built = Vec::new();
         for (name, provider) in &config.providers {
-            providers.insert(name.clone(), Arc::new(Provider::new(name, provider)?));
+            built.push((name.clone(), Provider::new(name, provider)?));
+        }
+        // Every provider's answers are cleaned of every configured secret.
+        let redactor = upstream::Redactor::new(built.iter().filter_map(|(_, p)| p.credential()));
+        let mut providers = HashMap::new();
+        for (name, mut provider) in built {
+            provider.set_redactor(redactor.clone());
+            providers.insert(name, Arc::new(provider));
         }
         for (model, provider) in &config.models {
             if !providers.contains_key(provider) {

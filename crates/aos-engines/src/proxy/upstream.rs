@@ -6,6 +6,7 @@
 //! Provider URLs come from the operator's configuration, never from a request; the
 //! client still follows no redirects and ignores proxy variables.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -71,6 +72,59 @@ pub fn resolve_credential(reference: &str) -> Result<SecretString, String> {
     Err(format!("{reference}: use env://NAME or file:///path"))
 }
 
+/// Replaces every configured provider secret in what an upstream sends back, before
+/// anything reads it: the client's answer (whole bodies, each streamed event, passed-
+/// through errors), the call log (response, `error_code`) and replays all see the
+/// redacted bytes. An upstream that echoes the `Authorization` header it received cannot
+/// hand AOS's provider key to a tenant. Secrets shorter than [`Redactor::MIN_SECRET`]
+/// bytes are not searched for (they would match ordinary text); no real key is that short.
+#[derive(Clone, Default)]
+pub struct Redactor(Option<Arc<regex::bytes::Regex>>);
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Redactor(active)"
+        } else {
+            "Redactor(none)"
+        })
+    }
+}
+
+impl Redactor {
+    pub const MIN_SECRET: usize = 8;
+    /// What a secret becomes.
+    pub const REPLACEMENT: &'static [u8] = b"[redacted]";
+
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a SecretString>) -> Self {
+        let alternatives: Vec<String> = secrets
+            .into_iter()
+            .map(|s| s.expose_secret())
+            .filter(|s| s.len() >= Self::MIN_SECRET)
+            .map(regex::escape)
+            .collect();
+        if alternatives.is_empty() {
+            return Self(None);
+        }
+        let pattern = alternatives.join("|");
+        Self(
+            regex::bytes::RegexBuilder::new(&pattern)
+                .size_limit(64 * 1024 * 1024)
+                .build()
+                .ok()
+                .map(Arc::new),
+        )
+    }
+
+    /// `input` with every secret replaced by [`Self::REPLACEMENT`].
+    pub fn bytes(&self, input: Bytes) -> Bytes {
+        match &self.0 {
+            Some(re) if re.is_match(&input) => Bytes::from(re.replace_all(&input, Self::REPLACEMENT).into_owned()),
+            _ => input,
+        }
+    }
+}
+
 /// One configured provider.
 pub struct Provider {
     pub name: String,
@@ -78,6 +132,8 @@ pub struct Provider {
     credential: Option<SecretString>,
     client: reqwest::Client,
     pub timeout: Duration,
+    /// Every configured provider secret, removed from whatever this provider answers.
+    redactor: Redactor,
 }
 
 impl std::fmt::Debug for Provider {
@@ -167,9 +223,20 @@ impl Provider {
             name: name.to_owned(),
             base: config.base_url.trim_end_matches('/').to_owned(),
             credential,
+            redactor: Redactor::default(),
             client,
             timeout: Duration::from_millis(config.timeout_ms),
         })
+    }
+
+    /// This provider's credential (for building the [`Redactor`] of all of them).
+    pub fn credential(&self) -> Option<&SecretString> {
+        self.credential.as_ref()
+    }
+
+    /// Sets the secrets removed from this provider's answers.
+    pub fn set_redactor(&mut self, redactor: Redactor) {
+        self.redactor = redactor;
     }
 
     /// POSTs `body` (JSON) to `{base_url}/{path}`; resolves when the response head arrives.
@@ -188,30 +255,47 @@ impl Provider {
         match tokio::time::timeout(self.timeout, request.send()).await {
             Err(_) => Err(Failure::Timeout),
             Ok(Err(e)) => Err(failure(&e)),
-            Ok(Ok(response)) => Ok(Response(response)),
+            Ok(Ok(response)) => Ok(Response {
+                inner: response,
+                redactor: self.redactor.clone(),
+            }),
         }
     }
 }
 
-/// An upstream response whose head has arrived.
+/// An upstream response whose head has arrived. Its body is only readable redacted.
 #[derive(Debug)]
-pub struct Response(reqwest::Response);
+pub struct Response {
+    inner: reqwest::Response,
+    redactor: Redactor,
+}
 
 /// The body of a streamed response, chunk by chunk as the network delivers it.
 pub type Chunks = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, Failure>> + Send>>;
 
 impl Response {
     pub fn status(&self) -> u16 {
-        self.0.status().as_u16()
+        self.inner.status().as_u16()
     }
 
-    /// The whole body, at most `cap` bytes, within `timeout`.
+    /// The whole body, at most `cap` bytes, within `timeout`, secrets redacted.
     pub async fn read_capped(self, cap: usize, timeout: Duration) -> Result<Bytes, Failure> {
-        read_capped(self.0, cap, timeout).await
+        let body = read_capped(self.inner, cap, timeout).await?;
+        Ok(self.redactor.bytes(body))
     }
 
-    pub fn chunks(self) -> Chunks {
-        Box::pin(self.0.bytes_stream().map(|chunk| chunk.map_err(|e| failure(&e))))
+    /// The body as network chunks, and the splitter that turns them into whole events
+    /// with the secrets redacted (a secret cannot hide across a chunk boundary: only
+    /// whole events come out).
+    pub fn events(self) -> (Chunks, SseSplitter) {
+        let chunks: Chunks = Box::pin(self.inner.bytes_stream().map(|chunk| chunk.map_err(|e| failure(&e))));
+        (
+            chunks,
+            SseSplitter {
+                buffer: BytesMut::new(),
+                redactor: self.redactor,
+            },
+        )
     }
 }
 
@@ -242,6 +326,7 @@ async fn read_capped(response: reqwest::Response, cap: usize, timeout: Duration)
 #[derive(Debug, Default)]
 pub struct SseSplitter {
     buffer: BytesMut,
+    redactor: Redactor,
 }
 
 impl SseSplitter {
@@ -252,7 +337,7 @@ impl SseSplitter {
         self.buffer.extend_from_slice(chunk);
         let mut events = Vec::new();
         while let Some(end) = find_event_end(&self.buffer) {
-            events.push(self.buffer.split_to(end).freeze());
+            events.push(self.redactor.bytes(self.buffer.split_to(end).freeze()));
         }
         if self.buffer.len() > Self::MAX_EVENT {
             return Err(Failure::TooLarge(Self::MAX_EVENT));
@@ -262,7 +347,7 @@ impl SseSplitter {
 
     /// Whatever is left when the stream ends (an unterminated last event).
     pub fn rest(&mut self) -> Option<Bytes> {
-        (!self.buffer.is_empty()).then(|| self.buffer.split().freeze())
+        (!self.buffer.is_empty()).then(|| self.redactor.bytes(self.buffer.split().freeze()))
     }
 }
 
@@ -299,6 +384,33 @@ pub fn event_data(event: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_configured_secret_is_redacted_from_bodies_and_events() {
+        let one = SecretString::from("sk-test-provider-key-0123456789");
+        let two = SecretString::from("other-provider-secret-abcdef");
+        let short = SecretString::from("short");
+        let redactor = Redactor::new([&one, &two, &short]);
+        let body = Bytes::from_static(
+            b"{\"echo\":\"Bearer sk-test-provider-key-0123456789\",\"b\":\"other-provider-secret-abcdef\",\"c\":\"short\"}",
+        );
+        let out = redactor.bytes(body);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(!text.contains("sk-test-provider-key"), "{text}");
+        assert!(!text.contains("other-provider-secret"), "{text}");
+        assert!(text.contains("Bearer [redacted]"), "{text}");
+        assert!(text.contains("short"), "short secrets are not searched for: {text}");
+        // A secret split across network chunks is redacted in the whole event.
+        let mut sse = SseSplitter {
+            buffer: BytesMut::new(),
+            redactor: redactor.clone(),
+        };
+        assert!(sse.push(b"data: {\"k\":\"sk-test-prov").unwrap().is_empty());
+        let events = sse.push(b"ider-key-0123456789\"}\n\n").unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(&events[0][..], b"data: {\"k\":\"[redacted]\"}\n\n");
+        assert!(Redactor::default().bytes(Bytes::from_static(b"x")) == Bytes::from_static(b"x"));
+    }
+
     use super::*;
 
     #[test]

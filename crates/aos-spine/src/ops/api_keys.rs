@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::context::AuthContext;
 use crate::error::SpineError;
-use crate::op::{Mode, OpFuture, Operation, OperationContext};
+use crate::op::{Effect, Mode, OpFuture, Operation, OperationContext};
 use crate::ops::cursor;
 
 pub const DEFAULT_PAGE: u32 = 50;
@@ -136,6 +136,7 @@ impl Operation for Revoke {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::Admin)?;
             let row = keys::revoke(cx.conn, Some(tenant), self.id).await?;
+            cx.after_commit(Effect::CredentialsChanged);
             tracing::info!(key_id = %row.id, tenant_id = %tenant, "API key revoked");
             Ok(to_api(row))
         })
@@ -157,6 +158,7 @@ impl Operation for RevokeAny {
         Box::pin(async move {
             self.actor.require_founder()?;
             let row = keys::revoke(cx.conn, None, self.id).await?;
+            cx.after_commit(Effect::CredentialsChanged);
             tracing::info!(key_id = %row.id, tenant_id = %row.tenant_id, "API key revoked by the operator");
             Ok(to_api(row))
         })

@@ -207,6 +207,10 @@ impl GatewayBackend for SpineGateway {
     fn principal_id(&self, who: &AuthContext) -> String {
         who.actor()
     }
+
+    fn credential_changes(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        Some(self.spine.shared().auth.cache().subscribe())
+    }
 }
 
 impl Spine {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::context::AuthContext;
 use crate::error::{SpineError, SpineResult};
-use crate::op::{Mode, OpFuture, Operation, OperationContext};
+use crate::op::{Effect, Mode, OpFuture, Operation, OperationContext};
 use crate::spine::Spine;
 
 /// What to freeze or unfreeze.
@@ -84,6 +84,7 @@ impl Operation for Change {
                 let by_operator = matches!(self.actor, AuthContext::Founder);
                 killswitch::unfreeze(cx.conn, tenant, entity, &actor, by_operator).await?
             };
+            cx.after_commit(Effect::KillSwitch(row.clone()));
             Ok(row)
         })
     }
@@ -140,7 +141,6 @@ impl Spine {
     /// pick it up within [`crate::spine::KILLSWITCH_POLL`]).
     pub async fn kill_switch_change(&self, change: Change) -> SpineResult<api::KillSwitchState> {
         let row = self.execute(change).await?;
-        self.shared().kill_switch.apply(&row);
         Ok(to_api(&row))
     }
 

@@ -223,6 +223,8 @@ impl Workflow for Register {
                 max_output_bytes: self.request.max_output_bytes,
             };
             let mcp = cx.mcp().clone();
+            mcp.check_target_resolves(registration.transport, registration.url.trim())
+                .await?;
             let audit_actor = self.actor.audit_actor();
             let server = cx
                 .write(move |conn| {

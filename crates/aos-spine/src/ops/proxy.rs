@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use aos_drivers::TxMode;
 use aos_engines::auth::Scope;
+use aos_engines::killswitch;
 use aos_engines::proxy::DbJson;
 use aos_engines::proxy::guardrails::{self, Hit};
 use aos_engines::proxy::prices::{self, Tokens};
@@ -34,7 +35,7 @@ use uuid::Uuid;
 
 use crate::context::AuthContext;
 use crate::error::{SpineError, SpineResult};
-use crate::op::{Mode, OpFuture, Operation, OperationContext};
+use crate::op::{Effect, Mode, OpFuture, Operation, OperationContext};
 use crate::ops::cursor;
 use crate::ops::killswitch::check as kill_switch_check;
 use crate::spine::{Shared, Spine};
@@ -141,32 +142,13 @@ impl Outcome {
     fn refused(status: CallStatus, error: &SpineError) -> Self {
         Self {
             status,
-            http_status: http_status_of(error.code),
+            http_status: error.code.http_status(),
             error_code: Some(error.code.as_str().to_owned()),
             tokens: Tokens::default(),
             token_source: "none",
             cost: 0,
             response: Some(json!({"error": {"code": error.code.as_str(), "message": error.message}})),
         }
-    }
-}
-
-/// The HTTP status the API gives each code on the proxy routes (for the call log).
-fn http_status_of(code: ErrorCode) -> u16 {
-    match code {
-        ErrorCode::BadRequest | ErrorCode::GuardrailBlocked | ErrorCode::InvalidToolInput => 400,
-        ErrorCode::ValidationFailed => 422,
-        ErrorCode::Unauthenticated => 401,
-        ErrorCode::Forbidden
-        | ErrorCode::InsufficientScope
-        | ErrorCode::TenantSuspended
-        | ErrorCode::TenantTerminated => 403,
-        ErrorCode::NotFound => 404,
-        ErrorCode::KillSwitchActive => 423,
-        ErrorCode::RateLimited | ErrorCode::BudgetExceeded => 429,
-        ErrorCode::UpstreamError => 502,
-        ErrorCode::ServiceUnavailable => 503,
-        _ => 500,
     }
 }
 
@@ -241,8 +223,12 @@ async fn refuse(
     error: SpineError,
     reservation: Option<&budget::Reservation>,
 ) -> SpineError {
+    let call_id = ledger.id;
     finish(runtime, ledger, Outcome::refused(status, &error), reservation).await;
-    error
+    SpineError {
+        call_id: Some(call_id),
+        ..error
+    }
 }
 
 fn upstream_error(message: impl Into<String>) -> SpineError {
@@ -306,14 +292,19 @@ async fn reserve(
             Box::pin(async move {
                 match budget::reserve(conn, tenant, &limits, amount).await? {
                     Ok(reservation) => Ok(reservation),
-                    Err(limit) => Err(SpineError::new(
-                        ErrorCode::BudgetExceeded,
-                        format!(
-                            "{} of ${} is spent or held by requests in flight; nothing went upstream",
-                            limit.describe(),
-                            prices::dollars(limit.limit_micros)
-                        ),
-                    )),
+                    Err(limit) => Err(SpineError {
+                        // Retrying sooner cannot succeed: the client waits for the period
+                        // to end (the API also sends `x-should-retry: false`).
+                        retry_after: Some(limit.resets_in(OffsetDateTime::now_utc())),
+                        ..SpineError::new(
+                            ErrorCode::BudgetExceeded,
+                            format!(
+                                "{} of ${} is spent or held by requests in flight; nothing went upstream",
+                                limit.describe(),
+                                prices::dollars(limit.limit_micros)
+                            ),
+                        )
+                    }),
                 }
             })
         })
@@ -321,7 +312,7 @@ async fn reserve(
 }
 
 /// A request's validated essentials.
-fn validate(endpoint: Endpoint, body: &Value) -> SpineResult<String> {
+fn validate(endpoint: Endpoint, body: &mut Value) -> SpineResult<String> {
     let invalid = |field: &str, message: &str| SpineError {
         field: Some(field.to_owned()),
         ..SpineError::new(ErrorCode::BadRequest, format!("{field}: {message}"))
@@ -338,7 +329,8 @@ fn validate(endpoint: Endpoint, body: &Value) -> SpineResult<String> {
                 "model",
                 "required: a model name (at most 200 characters, no control characters)",
             )
-        })?;
+        })?
+        .to_owned();
     match endpoint {
         Endpoint::Chat => {
             let ok = body
@@ -350,6 +342,21 @@ fn validate(endpoint: Endpoint, body: &Value) -> SpineResult<String> {
             }
             if body.get("stream").is_some_and(|s| !s.is_boolean() && !s.is_null()) {
                 return Err(invalid("stream", "must be a boolean"));
+            }
+            // A completion limit is a positive integer or absent (`null` is absent): a
+            // float, string or negative number would slip past the max_tokens guardrail
+            // and the budget's worst case, so it is refused here.
+            for field in ["max_tokens", "max_completion_tokens"] {
+                match body.get(field) {
+                    None => {}
+                    Some(Value::Null) => {
+                        if let Some(object) = body.as_object_mut() {
+                            object.remove(field);
+                        }
+                    }
+                    Some(value) if value.as_u64().is_some_and(|n| n >= 1) => {}
+                    Some(_) => return Err(invalid(field, "must be a positive integer")),
+                }
             }
         }
         Endpoint::Embeddings => {
@@ -363,7 +370,7 @@ fn validate(endpoint: Endpoint, body: &Value) -> SpineResult<String> {
             }
         }
     }
-    Ok(model.to_owned())
+    Ok(model)
 }
 
 /// One proxied request, start to end (or, for a stream, to the first byte).
@@ -384,7 +391,14 @@ async fn run(
     let config = &runtime.engine.config;
     let mut body: Value = serde_json::from_slice(&raw)
         .map_err(|e| SpineError::bad_request(format!("the body is not valid JSON: {e}")))?;
-    let model = validate(endpoint, &body)?;
+    if aos_schemas::wire::has_escaped_nul(&raw) {
+        let field = aos_schemas::wire::nul_path(&body, String::new()).unwrap_or_else(|| "body".into());
+        return Err(SpineError {
+            field: Some(field.clone()),
+            ..SpineError::bad_request(format!("{field}: text may not contain the NUL character (\\u0000)"))
+        });
+    }
+    let model = validate(endpoint, &mut body)?;
     let stream = endpoint == Endpoint::Chat
         && replayed_from.is_none()
         && body.get("stream").and_then(Value::as_bool) == Some(true);
@@ -713,8 +727,7 @@ fn pump(
     let task = async move {
         use futures::StreamExt;
         let shared = task_shared;
-        let mut upstream_events = response.chunks();
-        let mut sse = upstream::SseSplitter::default();
+        let (mut upstream_events, mut sse) = response.events();
         let mut changes = shared.kill_switch.subscribe();
         // Check once at the start too: a freeze between the request's check and this
         // subscription must not be missed.
@@ -863,10 +876,8 @@ impl Spine {
     /// Replaces a tenant's proxy settings; this replica uses them at once (after commit),
     /// the others within `proxy.settings_cache_ms`.
     pub async fn proxy_put_settings(&self, put: PutSettings) -> SpineResult<api::ProxySettings> {
-        let (tenant, settings) = self.execute(put).await?;
-        let api = settings_to_api(&settings)?;
-        self.shared().proxy.engine.settings.put(tenant, Arc::new(settings));
-        Ok(api)
+        let (_, settings) = self.execute(put).await?;
+        settings_to_api(&settings)
     }
 
     /// `GET /v1/models`: the models the caller may use.
@@ -909,6 +920,29 @@ impl Spine {
                 tenant_id: None,
             })
             .await?;
+        // The rule: a replay passes the kill switch as its replayer (in the pipeline) *and*
+        // as the original caller (here): a call whose key or tenant is frozen now is not
+        // sent upstream again by anyone. Either refusal is reported as the replay's
+        // outcome (423 beside the original), and nothing goes upstream.
+        if let Some(frozen) = self.shared().kill_switch.check(original.tenant_id, original.key_id) {
+            let what = match frozen.entity {
+                killswitch::Entity::Tenant(_) => "its tenant",
+                killswitch::Entity::Key(_) => "the API key that made it",
+            };
+            let code = ErrorCode::KillSwitchActive;
+            return Ok(api::ReplayResult {
+                original,
+                replay: api::ReplayOutcome {
+                    call_id: None,
+                    http_status: code.http_status(),
+                    response: json!({"error": {
+                        "message": format!("kill switch active: this call cannot be replayed while {what} is frozen"),
+                        "code": code.as_str(),
+                        "param": null,
+                    }}),
+                },
+            });
+        }
         let endpoint = Endpoint::parse(&original.endpoint).ok_or_else(SpineError::internal)?;
         let request = match (&original.request, original.replay_eligible) {
             (Some(request), true) => request.clone(),
@@ -938,8 +972,8 @@ impl Spine {
                 }
             }
             Err(error) => api::ReplayOutcome {
-                call_id: None,
-                http_status: http_status_of(error.code),
+                call_id: error.call_id,
+                http_status: error.code.http_status(),
                 response: json!({"error": {
                     "message": error.message,
                     "code": error.code.as_str(),
@@ -1016,6 +1050,7 @@ impl Operation for PutSettings {
                 }
             })?;
             proxy_settings::save(cx.conn, tenant, &settings, &self.actor.actor()).await?;
+            cx.after_commit(Effect::ProxySettings(tenant, Arc::new(settings.clone())));
             Ok((tenant, settings))
         })
     }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::context::AuthContext;
 use crate::error::{SpineError, SpineResult};
-use crate::op::{Mode, OpFuture, Operation, OperationContext};
+use crate::op::{Effect, Mode, OpFuture, Operation, OperationContext};
 use crate::ops::cursor;
 
 fn invalid(field: &str, message: impl Into<String>) -> SpineError {
@@ -172,9 +172,9 @@ impl Operation for UpdateIntegration {
                 Some("DISABLED") => Some(false),
                 Some(_) => return Err(invalid("status", "status: must be ACTIVE or DISABLED")),
             };
-            Ok(integration_to_api(
-                engine::update_integration(cx.conn, tenant, self.id, self.request.name, active).await?,
-            ))
+            let row = engine::update_integration(cx.conn, tenant, self.id, self.request.name, active).await?;
+            cx.after_commit(Effect::CredentialsChanged);
+            Ok(integration_to_api(row))
         })
     }
 }
@@ -193,9 +193,9 @@ impl Operation for DeleteIntegration {
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::Admin)?;
-            Ok(integration_to_api(
-                engine::delete_integration(cx.conn, tenant, self.id).await?,
-            ))
+            let row = engine::delete_integration(cx.conn, tenant, self.id).await?;
+            cx.after_commit(Effect::CredentialsChanged);
+            Ok(integration_to_api(row))
         })
     }
 }
@@ -220,6 +220,8 @@ impl Operation for IssueKey {
             let (row, key) =
                 integration_keys::issue(cx.conn, tenant, self.integration_id, self.request.can_read, &by, grace)
                     .await?;
+            // Issuing rotates: the previous key's grace period starts now.
+            cx.after_commit(Effect::CredentialsChanged);
             tracing::info!(key_id = %row.id, integration_id = %row.integration_id, prefix = %row.prefix, "integration key issued");
             Ok(api::CreatedIntegrationKey {
                 integration_key: key_to_api(row),
@@ -267,21 +269,30 @@ impl Operation for RevokeKey {
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::Admin)?;
-            Ok(key_to_api(
-                integration_keys::revoke(cx.conn, tenant, self.integration_id, self.key_id).await?,
-            ))
+            let row = integration_keys::revoke(cx.conn, tenant, self.integration_id, self.key_id).await?;
+            cx.after_commit(Effect::CredentialsChanged);
+            Ok(key_to_api(row))
         })
     }
 }
 
 fn to_input(raw: &serde_json::value::RawValue) -> Result<UsageInput, (String, String)> {
+    if aos_schemas::wire::has_escaped_nul(raw.get().as_bytes()) {
+        let field = serde_json::from_str::<serde_json::Value>(raw.get())
+            .ok()
+            .and_then(|v| aos_schemas::wire::nul_path(&v, String::new()))
+            .unwrap_or_else(|| "record".to_owned());
+        return Err((field, "text may not contain the NUL character (\\u0000)".to_owned()));
+    }
     let mut deserializer = serde_json::Deserializer::from_str(raw.get());
     let record: api::UsageRecord = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let field = e.path().to_string();
-        (
-            if field == "." { "record".to_owned() } else { field },
-            e.into_inner().to_string(),
-        )
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let field = match aos_schemas::wire::field_of(&path, &message) {
+            body if body == "body" => "record".to_owned(),
+            field => field,
+        };
+        (field, message)
     })?;
     Ok(UsageInput {
         call_id: record.call_id,

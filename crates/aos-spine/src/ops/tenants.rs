@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::context::AuthContext;
 use crate::error::SpineError;
-use crate::op::{Mode, OpFuture, Operation, OperationContext};
+use crate::op::{Effect, Mode, OpFuture, Operation, OperationContext};
 use crate::ops::cursor;
 
 /// Default page size when the caller gives none.
@@ -93,10 +93,11 @@ impl Operation for List {
                 Some(n) if (1..=engine::MAX_PAGE).contains(&n) => n,
                 Some(_) => {
                     return Err(SpineError {
-                        code: aos_schemas::ErrorCode::ValidationFailed,
-                        message: format!("limit: must be between 1 and {}", engine::MAX_PAGE),
                         field: Some("limit".into()),
-                        retry_after: None,
+                        ..SpineError::new(
+                            aos_schemas::ErrorCode::ValidationFailed,
+                            format!("limit: must be between 1 and {}", engine::MAX_PAGE),
+                        )
                     });
                 }
             };
@@ -148,7 +149,9 @@ impl Operation for Update {
                     api::OnboardingState::Complete => engine::OnboardingState::Complete,
                 }),
             };
-            Ok(to_api(engine::update(cx.conn, self.id, update).await?))
+            let tenant = engine::update(cx.conn, self.id, update).await?;
+            cx.after_commit(Effect::CredentialsChanged);
+            Ok(to_api(tenant))
         })
     }
 }
