@@ -1056,7 +1056,50 @@ mod defects {
         refusals_name_their_call_and_a_spent_budget_says_do_not_retry,
         completion_limits_are_positive_integers_within_the_cap,
         a_frozen_callers_calls_cannot_be_replayed,
+        settings_patch_merges_where_put_replaces,
     );
+
+    async fn settings_patch_merges_where_put_replaces(backend: Backend) {
+        let env = setup(backend).await;
+        let app = &env.app;
+        let put = json!({"budget": {"daily_limit_micros": 500}, "guardrails": {"pii": "redact", "max_tokens": 64}});
+        let (status, body) = call(app, &env.admin, Method::PUT, "/api/v1/proxy/settings", Some(put)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // PATCH changes what it names and keeps the rest.
+        let patch = json!({"guardrails": {"pii": "block"}, "rate_limit_per_minute": 30});
+        let (status, body) = call(app, &env.admin, Method::PATCH, "/api/v1/proxy/settings", Some(patch)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["guardrails"]["pii"], "block", "{body}");
+        assert_eq!(body["data"]["guardrails"]["max_tokens"], 64, "{body}");
+        assert_eq!(body["data"]["budget"]["daily_limit_micros"], 500, "{body}");
+        assert_eq!(body["data"]["rate_limit_per_minute"], 30, "{body}");
+        // null resets one field to its default.
+        let patch = json!({"guardrails": {"max_tokens": null}});
+        let (status, body) = call(app, &env.admin, Method::PATCH, "/api/v1/proxy/settings", Some(patch)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["data"]["guardrails"]["max_tokens"].is_null(), "{body}");
+        assert_eq!(body["data"]["guardrails"]["pii"], "block", "{body}");
+        // The merged document is validated whole, naming the field.
+        let patch = json!({"guardrails": {"pii": "sometimes"}});
+        let (status, body) = call(app, &env.admin, Method::PATCH, "/api/v1/proxy/settings", Some(patch)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["field"], "guardrails.pii", "{body}");
+        // And the tenant's reads (GET) see the patched document at once.
+        let (_, got) = call(app, &env.admin, Method::GET, "/api/v1/proxy/settings", None).await;
+        assert_eq!(got["data"]["rate_limit_per_minute"], 30, "{got}");
+        // PUT still replaces the whole document.
+        let (status, body) = call(
+            app,
+            &env.admin,
+            Method::PUT,
+            "/api/v1/proxy/settings",
+            Some(json!({"guardrails": {"pii": "flag"}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["data"]["rate_limit_per_minute"].is_null(), "{body}");
+        assert!(body["data"]["budget"]["daily_limit_micros"].is_null(), "{body}");
+    }
 
     fn assert_no_key(what: &str, text: &str) {
         assert!(!text.contains(UPSTREAM_KEY), "{what} carries the provider key: {text}");

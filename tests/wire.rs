@@ -10,8 +10,12 @@
 use std::time::Duration;
 
 use aos_api::ApiConfig;
+use aos_tests::mcp_servers::{self, GovServer};
 use aos_tests::spec::Spec;
-use aos_tests::{Backend, OPERATOR_TOKEN, TestApp, call, mcp_tenant, spawn, spawn_with, spawn_with_mcp, test_mcp};
+use aos_tests::{
+    Backend, OPERATOR_TOKEN, Options, TestApp, call, mcp_tenant, register_server, spawn, spawn_opts, spawn_with,
+    spawn_with_mcp, test_mcp,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -533,4 +537,90 @@ async fn sqlite_the_database_files_are_private() {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file} is {mode:o}");
     }
+}
+
+/// A governed call whose outcome cannot be written because PostgreSQL went away under it
+/// (the open connections ended, as in a restart): the caller gets 503, not 500, and once
+/// the database is back the reaper completes the invocation (FAILURE `OUTCOME_UNKNOWN`,
+/// an audit event, an incident), so nothing stays RUNNING past its timeout.
+/// PostgreSQL only: SQLite has no server to lose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_call_stranded_by_a_database_restart_is_completed() {
+    let mut mcp = test_mcp();
+    mcp.stranded_grace_ms = 300;
+    let app = spawn_opts(
+        Backend::Postgres,
+        Options {
+            mcp,
+            ..Options::default()
+        },
+    )
+    .await;
+    let (_, key) = mcp_tenant(&app, "restart").await;
+    let gov = GovServer::default();
+    let upstream = mcp_servers::streamable_http(gov.clone(), None).await;
+    let (server, tools) = register_server(&app, &key, "gov", &upstream.url, json!({"call_timeout_ms": 3000})).await;
+    let path = format!(
+        "/api/v1/integrations/mcp-servers/{server}/tools/{}/invoke",
+        tools["nap"]
+    );
+    let request = app
+        .as_(&key, Method::POST, &path)
+        .json(&json!({"input": {"ms": 1500}}))
+        .send();
+    let pending = tokio::spawn(request);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    app.set_database_reachable(false).await;
+    let response = pending.await.unwrap().unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "service_unavailable", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("database"),
+        "{body}"
+    );
+    assert_eq!(gov.calls_of("nap"), 1);
+    app.set_database_reachable(true).await;
+
+    let invocations = format!("/api/v1/integrations/mcp-servers/{server}/invocations");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let row = loop {
+        let (status, listed) = call(&app, &key, Method::GET, &invocations, None).await;
+        if status == StatusCode::OK
+            && let Some(row) = listed["data"].as_array().and_then(|rows| rows.first())
+            && row["status"] != "RUNNING"
+        {
+            break row.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the invocation stayed RUNNING: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(row["status"], "FAILURE", "{row}");
+    assert_eq!(row["error_code"], "OUTCOME_UNKNOWN", "{row}");
+    assert!(row["incident_id"].is_string(), "{row}");
+    let (_, events) = call(&app, &key, Method::GET, "/api/v1/audit/events?limit=500", None).await;
+    let id = row["id"].as_str().unwrap();
+    let types: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"]["invocation_id"] == id)
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "TOOL_INVOCATION_REQUESTED",
+            "TOOL_INVOCATION_ALLOWED",
+            "TOOL_INVOCATION_STARTED",
+            "TOOL_INVOCATION_FAILED",
+            "INCIDENT_OPENED"
+        ]
+    );
+    let (_, verified) = call(&app, &key, Method::GET, "/api/v1/audit/verify", None).await;
+    assert_eq!(verified["data"]["valid"], true, "{verified}");
 }

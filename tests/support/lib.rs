@@ -51,6 +51,12 @@ impl TestApp {
         self.db.database()
     }
 
+    /// PostgreSQL only: takes the database away (open connections ended, new ones
+    /// refused, as a restart does) or brings it back.
+    pub async fn set_database_reachable(&self, reachable: bool) {
+        self.db.set_reachable(reachable).await;
+    }
+
     /// The database URL (for tests that inspect the stored bytes).
     pub fn database_url(&self) -> String {
         secrecy::ExposeSecret::expose_secret(&self.db.url()).to_owned()

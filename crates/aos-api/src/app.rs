@@ -103,6 +103,7 @@ where
             utoipa_actix_web::scope("/api/v1/proxy")
                 .service(routes::proxy::get_settings)
                 .service(routes::proxy::put_settings)
+                .service(routes::proxy::patch_settings)
                 .service(routes::proxy::list_calls)
                 .service(routes::proxy::get_call)
                 .service(routes::proxy::replay),

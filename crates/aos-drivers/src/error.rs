@@ -112,3 +112,18 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for DriverError 
         Self::Unavailable(err.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::connection_lost;
+
+    #[test]
+    fn postgres_going_away_is_transient() {
+        assert!(connection_lost("terminating connection due to administrator command"));
+        assert!(connection_lost(
+            "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally"
+        ));
+        assert!(connection_lost("FATAL: the database system is shutting down"));
+        assert!(!connection_lost("relation \"x\" does not exist"));
+    }
+}

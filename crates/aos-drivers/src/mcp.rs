@@ -3,8 +3,8 @@
 //! [`servers_due_for_health`], which serves the platform's health scheduler.
 
 use aos_models::mcp::{
-    McpInvocationChanges, McpInvocationRow, McpServerChanges, McpServerRow, McpToolChanges, McpToolRow, NewMcpServer,
-    NewMcpTool, ServerStatus,
+    InvocationStatus, McpInvocationChanges, McpInvocationRow, McpServerChanges, McpServerRow, McpToolChanges,
+    McpToolRow, NewMcpServer, NewMcpTool, ServerStatus,
 };
 use aos_models::schema::{mcp_servers, mcp_tool_invocations, mcp_tools};
 use aos_models::{DbTime, DbUuid};
@@ -244,6 +244,24 @@ pub async fn insert_invocation(conn: &mut Conn, row: &McpInvocationRow) -> Drive
         .get_result(c)
         .await)?;
     Ok(row)
+}
+
+/// Invocations of every tenant still RUNNING that started before `before`, oldest first
+/// (the stranded-call reaper; not tenant-scoped by design, like every `*_due_*` sweep).
+pub async fn running_invocations_due(
+    conn: &mut Conn,
+    before: DbTime,
+    limit: i64,
+) -> DriverResult<Vec<McpInvocationRow>> {
+    let rows = on_backend!(conn, |c| mcp_tool_invocations::table
+        .filter(mcp_tool_invocations::status.eq(InvocationStatus::Running.as_str()))
+        .filter(mcp_tool_invocations::invoked_at.lt(before))
+        .order((mcp_tool_invocations::invoked_at.asc(), mcp_tool_invocations::id.asc()))
+        .limit(limit)
+        .select(McpInvocationRow::as_select())
+        .load(c)
+        .await)?;
+    Ok(rows)
 }
 
 /// The newest invocations of a server first.

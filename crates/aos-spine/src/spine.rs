@@ -83,8 +83,10 @@ pub enum StartError {
     Proxy(String),
 }
 
-/// Expires due approvals every `every`; their gated calls become BLOCKED.
-async fn sweep_approvals(db: Database, every: Duration, stop: CancellationToken) {
+/// Every `every`: expires due approvals (their gated calls become BLOCKED) and completes
+/// invocations stranded in RUNNING (their outcome write was lost; see
+/// [`mcp_invoke::reap_stranded`]).
+async fn sweep_governance(db: Database, mcp: Arc<McpRuntime>, every: Duration, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -99,6 +101,19 @@ async fn sweep_approvals(db: Database, every: Duration, stop: CancellationToken)
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "approvals expired"),
             Err(error) => tracing::warn!(%error, "approval sweep failed"),
+        }
+        let runtime = Arc::clone(&mcp);
+        let result = db
+            .transaction(TxMode::Write, move |conn| {
+                Box::pin(async move {
+                    mcp_invoke::reap_stranded(conn, &runtime, time::OffsetDateTime::now_utc(), 100).await
+                })
+            })
+            .await;
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(completed = n, "stranded invocations completed as OUTCOME_UNKNOWN"),
+            Err(error) => tracing::warn!(%error, "stranded-invocation sweep failed"),
         }
     }
 }
@@ -337,8 +352,9 @@ impl Spine {
             stop.clone(),
         ));
         if config.approvals.sweep_interval_ms > 0 {
-            tokio::spawn(sweep_approvals(
+            tokio::spawn(sweep_governance(
                 db.clone(),
+                Arc::clone(&mcp),
                 Duration::from_millis(config.approvals.sweep_interval_ms),
                 stop.clone(),
             ));

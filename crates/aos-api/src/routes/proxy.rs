@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, get, post, put, web};
+use actix_web::{HttpResponse, get, patch, post, put, web};
 use aos_schemas::proxy::{
     ProxyCall, ProxyCallQuery, ProxySettings, ProxyStatus, ReplayResult, TenantQuery, WriterStats,
 };
@@ -96,8 +96,9 @@ pub async fn get_settings(
     Ok(HttpResponse::Ok().json(DataEnvelope::new(settings)))
 }
 
-/// Replaces the tenant's proxy settings (tenant admin or the operator). Applies on this
-/// replica at once and on the others within `proxy.settings_cache_ms`.
+/// Replaces the tenant's proxy settings (tenant admin or the operator): what the body
+/// leaves out takes its default. Applies on this replica at once and on the others within
+/// `proxy.settings_cache_ms`.
 #[utoipa::path(tag = "proxy", security(("bearer" = [])), params(TenantQuery), request_body = ProxySettings,
     responses((status = 200, body = DataEnvelope<ProxySettings>), (status = 422, body = ErrorEnvelope)))]
 #[put("/settings")]
@@ -108,10 +109,31 @@ pub async fn put_settings(
     body: Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let settings = spine
-        .proxy_put_settings(ops::PutSettings {
+        .execute(ops::PutSettings {
             actor: caller.0,
             tenant_id: query.tenant_id,
             settings: body.into_inner(),
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(DataEnvelope::new(settings)))
+}
+
+/// Changes some of the tenant's proxy settings: a JSON merge patch (RFC 7396) — fields the
+/// body leaves out keep their values, `null` resets one to its default.
+#[utoipa::path(tag = "proxy", security(("bearer" = [])), params(TenantQuery), request_body = Object,
+    responses((status = 200, body = DataEnvelope<ProxySettings>), (status = 422, body = ErrorEnvelope)))]
+#[patch("/settings")]
+pub async fn patch_settings(
+    spine: web::Data<Spine>,
+    caller: Caller,
+    query: web::Query<TenantQuery>,
+    body: Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let settings = spine
+        .execute(ops::PatchSettings {
+            actor: caller.0,
+            tenant_id: query.tenant_id,
+            patch: body.into_inner(),
         })
         .await?;
     Ok(HttpResponse::Ok().json(DataEnvelope::new(settings)))

@@ -66,6 +66,9 @@ pub struct McpSettings {
     /// Tool calls to a Streamable HTTP server reuse one session for this long (seconds;
     /// 0: a new session per call). Bounds how long a rotated credential may stay in use.
     pub session_reuse_secs: u64,
+    /// How long past its call timeout an invocation may stay RUNNING before the reaper
+    /// completes it as FAILURE `OUTCOME_UNKNOWN` (its outcome write was lost).
+    pub stranded_grace_ms: u64,
 }
 
 impl Default for McpSettings {
@@ -81,6 +84,7 @@ impl Default for McpSettings {
             slow_ms: 2_000,
             offline_after_failures: 3,
             call_timeout_ms: 30_000,
+            stranded_grace_ms: 30_000,
             max_output_bytes: 1024 * 1024,
             session_reuse_secs: 60,
         }

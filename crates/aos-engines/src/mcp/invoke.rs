@@ -807,6 +807,61 @@ pub async fn deny_approval(
 }
 
 /// Expires due approvals of every tenant; their gated calls become BLOCKED.
+/// The error code of an invocation whose outcome was never recorded.
+pub const OUTCOME_UNKNOWN: &str = "OUTCOME_UNKNOWN";
+
+/// Completes invocations stranded in RUNNING: their call ended (by its timeout at the
+/// latest) but the outcome was never written, e.g. because the database restarted in
+/// between. Each becomes FAILURE with [`OUTCOME_UNKNOWN`], an audit event and an incident,
+/// as a failed call does. Platform sweep (every tenant); returns how many it completed.
+pub async fn reap_stranded(
+    conn: &mut Conn,
+    runtime: &McpRuntime,
+    now: time::OffsetDateTime,
+    limit: i64,
+) -> EngineResult<usize> {
+    // A call ends by its timeout at the latest, so only a lost outcome write leaves it
+    // RUNNING past timeout + grace. The earliest that can be: the shortest timeout a server
+    // may have.
+    let grace = Duration::from_millis(runtime.settings.stranded_grace_ms);
+    let shortest = Duration::from_millis(100) + grace;
+    let before = DbTime::from(now - shortest);
+    let candidates = db::running_invocations_due(conn, before, limit).await?;
+    let actor = Actor::system("invocation-reaper");
+    let mut reaped = 0;
+    for invocation in candidates {
+        let tenant: uuid::Uuid = invocation.tenant_id.into();
+        let server = match registry::get_server(conn, tenant, invocation.server_id.into()).await {
+            Ok(server) => server,
+            Err(EngineError::NotFound(_)) => continue,
+            Err(other) => return Err(other),
+        };
+        let started = invocation.invoked_at.get();
+        let deadline = started + limits(runtime, &server).timeout + grace;
+        if deadline > now {
+            continue;
+        }
+        let elapsed = now - started;
+        let execution = Execution {
+            status: InvocationStatus::Failure,
+            output: None,
+            output_hash: None,
+            output_bytes: None,
+            error_code: Some(OUTCOME_UNKNOWN.to_owned()),
+            error_message: Some(
+                "the call's outcome was never recorded (AOS lost its database while the call ran); \
+                 it may or may not have taken effect upstream"
+                    .to_owned(),
+            ),
+            duration_ms: i64::try_from(elapsed.whole_milliseconds()).unwrap_or(i64::MAX),
+        };
+        record_outcome(conn, tenant, &actor, invocation.id.into(), &execution).await?;
+        tracing::warn!(invocation_id = %invocation.id, tenant_id = %tenant, "stranded invocation completed as OUTCOME_UNKNOWN");
+        reaped += 1;
+    }
+    Ok(reaped)
+}
+
 pub async fn expire_approvals(conn: &mut Conn, limit: i64) -> EngineResult<usize> {
     let expired = approvals::expire_due(conn, limit).await?;
     let actor = Actor::system("approval-sweeper");

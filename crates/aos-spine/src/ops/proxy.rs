@@ -873,13 +873,6 @@ impl Spine {
         })?
     }
 
-    /// Replaces a tenant's proxy settings; this replica uses them at once (after commit),
-    /// the others within `proxy.settings_cache_ms`.
-    pub async fn proxy_put_settings(&self, put: PutSettings) -> SpineResult<api::ProxySettings> {
-        let (_, settings) = self.execute(put).await?;
-        settings_to_api(&settings)
-    }
-
     /// `GET /v1/models`: the models the caller may use.
     pub async fn proxy_models(&self, actor: &AuthContext) -> SpineResult<Vec<(String, String)>> {
         let tenant = actor.tenant_with(Scope::ProxyInvoke)?;
@@ -1037,22 +1030,97 @@ pub struct PutSettings {
 impl Operation for PutSettings {
     const NAME: &'static str = "proxy.settings.put";
     const MODE: Mode = Mode::Write;
-    type Output = (Uuid, TenantSettings);
+    type Output = api::ProxySettings;
 
-    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+    fn run(self, mut cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
             let tenant = managed_tenant(&self.actor, self.tenant_id, true)?;
-            let settings: TenantSettings = serde_path_to_error::deserialize(self.settings).map_err(|e| {
-                let path = e.path().to_string();
-                SpineError {
-                    field: Some(path.clone()),
-                    ..SpineError::new(ErrorCode::ValidationFailed, format!("{path}: {}", e.inner()))
-                }
-            })?;
-            proxy_settings::save(cx.conn, tenant, &settings, &self.actor.actor()).await?;
-            cx.after_commit(Effect::ProxySettings(tenant, Arc::new(settings.clone())));
-            Ok((tenant, settings))
+            store_settings(&mut cx, tenant, self.settings, &self.actor).await
         })
+    }
+}
+
+/// `proxy.settings.patch`: merges a JSON merge patch (RFC 7396) into the tenant's
+/// settings: what the patch leaves out keeps its value, `null` resets a field to its
+/// default. The merged document is validated as a whole, as a PUT is.
+pub struct PatchSettings {
+    pub actor: AuthContext,
+    pub tenant_id: Option<Uuid>,
+    pub patch: Value,
+}
+
+impl Operation for PatchSettings {
+    const NAME: &'static str = "proxy.settings.patch";
+    const MODE: Mode = Mode::Write;
+    type Output = api::ProxySettings;
+
+    fn run(self, mut cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = managed_tenant(&self.actor, self.tenant_id, true)?;
+            let current = proxy_settings::load(cx.conn, tenant).await?;
+            let mut document = serde_json::to_value(&current).map_err(|_| SpineError::internal())?;
+            merge_patch(&mut document, self.patch);
+            store_settings(&mut cx, tenant, document, &self.actor).await
+        })
+    }
+}
+
+/// RFC 7396: objects merge key by key, `null` removes, anything else replaces.
+fn merge_patch(target: &mut Value, patch: Value) {
+    match patch {
+        Value::Object(fields) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            if let Some(object) = target.as_object_mut() {
+                for (key, value) in fields {
+                    if value.is_null() {
+                        object.remove(&key);
+                    } else {
+                        merge_patch(object.entry(key).or_insert(Value::Null), value);
+                    }
+                }
+            }
+        }
+        other => *target = other,
+    }
+}
+
+/// Validates a whole settings document (errors name the field), stores it, and has this
+/// replica's settings cache hold it once the transaction commits.
+async fn store_settings(
+    cx: &mut OperationContext<'_>,
+    tenant: Uuid,
+    document: Value,
+    actor: &AuthContext,
+) -> SpineResult<api::ProxySettings> {
+    let settings: TenantSettings = serde_path_to_error::deserialize(document).map_err(|e| {
+        let path = e.path().to_string();
+        SpineError {
+            field: Some(path.clone()),
+            ..SpineError::new(ErrorCode::ValidationFailed, format!("{path}: {}", e.inner()))
+        }
+    })?;
+    let api = settings_to_api(&settings)?;
+    proxy_settings::save(cx.conn, tenant, &settings, &actor.actor()).await?;
+    cx.after_commit(Effect::ProxySettings(tenant, Arc::new(settings)));
+    Ok(api)
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    #[test]
+    fn a_merge_patch_keeps_what_it_leaves_out_and_null_removes() {
+        let mut doc = json!({"guardrails": {"pii": "flag", "max_tokens": 5}, "budget": {"daily_limit_micros": 1}});
+        merge_patch(&mut doc, json!({"guardrails": {"pii": "block", "max_tokens": null}}));
+        assert_eq!(
+            doc,
+            json!({"guardrails": {"pii": "block"}, "budget": {"daily_limit_micros": 1}})
+        );
+        merge_patch(&mut doc, json!({"budget": 3}));
+        assert_eq!(doc["budget"], 3);
     }
 }
 
