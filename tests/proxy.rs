@@ -1301,6 +1301,15 @@ mod defects {
         let (status, _, body) = v1(app, &env.agent, "/v1/chat/completions", request).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["code"], "guardrail_blocked", "{body}");
+        // The rule on /v1: the body is read as JSON whatever its Content-Type says.
+        let response = app
+            .as_(&env.agent, Method::POST, "/v1/chat/completions")
+            .header("content-type", "text/plain")
+            .body(chat_body("gpt-4o-mini", "hi").to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
         // NUL in a request is refused on both backends alike, naming where.
         let request = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a\u{0}b"}]});
         let (status, _, body) = v1(app, &env.agent, "/v1/chat/completions", request).await;

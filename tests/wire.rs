@@ -30,6 +30,7 @@ aos_tests::for_each_backend!(
     a_tenant_cannot_name_another_tenant,
     registrations_refuse_private_names_and_duplicate_spellings,
     upstream_failures_are_said_in_words,
+    a_missing_credential_is_named_not_blamed_on_the_database,
 );
 
 /// A tenant admin key with every scope.
@@ -514,6 +515,35 @@ async fn upstream_failures_are_said_in_words(backend: Backend) {
             assert!(!text.contains(dump), "{path} says {dump}: {text}");
         }
     }
+}
+
+async fn a_missing_credential_is_named_not_blamed_on_the_database(backend: Backend) {
+    let app = spawn(backend).await;
+    let (_, key) = mcp_tenant(&app, "creds").await;
+    let gov = GovServer::default();
+    let upstream = mcp_servers::streamable_http(gov, None).await;
+    let (status, body) = call(
+        &app,
+        &key,
+        Method::POST,
+        "/api/v1/integrations/mcp-servers",
+        Some(json!({"name": "needs-a-token", "url": upstream.url, "credential_ref": "env://AOS_TEST_SURELY_UNSET", "discover": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let server = body["data"]["server"]["id"].as_str().unwrap();
+    let (status, body) = call(
+        &app,
+        &key,
+        Method::POST,
+        &format!("/api/v1/integrations/mcp-servers/{server}/discover"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("credential"), "{message}");
+    assert!(!message.contains("database"), "{message}");
 }
 
 /// The SQLite database and its WAL are the owner's alone (they hold key hashes, audit

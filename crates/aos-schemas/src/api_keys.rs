@@ -49,6 +49,7 @@ pub struct ApiKey {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Any of `mcp:read`, `mcp:admin`, `mcp:invoke`, `proxy:invoke`, `telemetry:read`,
     /// `telemetry:write`, `approvals:decide`, `admin`.

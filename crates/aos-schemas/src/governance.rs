@@ -169,6 +169,8 @@ pub struct ApprovalDecision {
 #[into_params(parameter_in = Query)]
 pub struct ListApprovalsQuery {
     pub status: Option<ApprovalStatus>,
+    #[param(minimum = 1, maximum = 200)]
+    #[schema(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -210,6 +212,8 @@ pub struct ListAuditQuery {
     /// RFC 3339; exclusive.
     pub until: Option<String>,
     /// 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    #[schema(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -265,6 +269,8 @@ pub struct ListIncidentsQuery {
     pub severity: Option<RiskLevel>,
     pub server_id: Option<Uuid>,
     pub tool_id: Option<Uuid>,
+    #[param(minimum = 1, maximum = 200)]
+    #[schema(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }

@@ -112,6 +112,7 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterMcpServerRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// `https://...` (HTTP, SSE) or `stdio://NAME` (STDIO).
     pub url: String,
@@ -300,6 +301,8 @@ pub struct ListServersQuery {
     /// Include soft-deleted servers (for audit).
     #[serde(default)]
     pub include_disabled: bool,
+    #[param(minimum = 1, maximum = 200)]
+    #[schema(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -320,6 +323,8 @@ pub struct ListToolsQuery {
 #[into_params(parameter_in = Query)]
 pub struct InvocationsQuery {
     /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 

@@ -204,6 +204,8 @@ pub struct ProxyCallQuery {
     /// RFC 3339; calls before.
     pub until: Option<String>,
     /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    #[schema(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }

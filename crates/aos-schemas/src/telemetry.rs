@@ -29,6 +29,7 @@ pub struct Integration {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIntegrationRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// The LLM provider this integration reports on (free text, e.g. `openai`).
     pub provider: String,
@@ -267,6 +268,8 @@ pub struct UsageHistoryQuery {
     /// RFC 3339, exclusive (default: now).
     pub end: Option<String>,
     /// 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    #[schema(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }

@@ -41,6 +41,7 @@ pub struct Tenant {
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantRequest {
     /// 1 to 200 characters, unique (case-insensitively).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
