@@ -30,22 +30,8 @@ impl Run {
 
 /// Runs `aos` with a clean environment: no user config, the given URL and key (if any).
 fn aos(home: &Path, url: &str, key: Option<&str>, args: &[&str]) -> Run {
-    let mut command = Command::new(workspace_bin("aos"));
-    command
-        .args(args)
-        .env_clear()
-        .env("HOME", home)
-        .env("AOS_URL", url)
-        .env("NO_COLOR", "1");
-    if let Some(key) = key {
-        command.env("AOS_API_KEY", key);
-    }
-    let output = command.output().unwrap();
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    };
+    let env: Vec<(&str, &str)> = key.map(|key| ("AOS_API_KEY", key)).into_iter().collect();
+    let run = aos_env(home, url, &env, args);
     if let Some(key) = key {
         assert!(
             !run.stdout.contains(key) && !run.stderr.contains(key),

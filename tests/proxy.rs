@@ -1051,6 +1051,12 @@ async fn a_freeze_on_one_replica_cuts_streams_on_another(backend: Backend) {
 mod defects {
     use super::*;
 
+    /// PUTs the tenant's proxy settings as `admin`.
+    async fn put_settings(app: &TestApp, admin: &str, settings: Value) {
+        let (status, body) = call(app, admin, Method::PUT, "/api/v1/proxy/settings", Some(settings)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
     aos_tests::for_each_backend!(
         the_provider_key_never_reaches_a_tenant,
         refusals_name_their_call_and_a_spent_budget_says_do_not_retry,
@@ -1088,15 +1094,7 @@ mod defects {
         let (_, got) = call(app, &env.admin, Method::GET, "/api/v1/proxy/settings", None).await;
         assert_eq!(got["data"]["rate_limit_per_minute"], 30, "{got}");
         // PUT still replaces the whole document.
-        let (status, body) = call(
-            app,
-            &env.admin,
-            Method::PUT,
-            "/api/v1/proxy/settings",
-            Some(json!({"guardrails": {"pii": "flag"}})),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        put_settings(app, &env.admin, json!({"guardrails": {"pii": "flag"}})).await;
         assert!(body["data"]["rate_limit_per_minute"].is_null(), "{body}");
         assert!(body["data"]["budget"]["daily_limit_micros"].is_null(), "{body}");
     }
@@ -1168,15 +1166,8 @@ mod defects {
             let (_, detail) = call(app, &env.admin, Method::GET, &format!("/api/v1/proxy/calls/{id}"), None).await;
             assert_no_key("a logged call", &detail.to_string());
         }
-        let (_, detail) = call(
-            app,
-            &env.admin,
-            Method::GET,
-            &format!("/api/v1/proxy/calls/{failed_id}"),
-            None,
-        )
-        .await;
-        assert_eq!(detail["data"]["error_code"], "Bearer [redacted]", "{detail}");
+        let detail = logged_call(app, &env.admin, &failed_id).await;
+        assert_eq!(detail["error_code"], "Bearer [redacted]", "{detail}");
         let (status, replayed) = replay(app, &env.admin, call_id.as_deref().unwrap()).await;
         assert_eq!(status, StatusCode::OK, "{replayed}");
         assert_no_key("a replay", &replayed.to_string());
@@ -1196,15 +1187,7 @@ mod defects {
     async fn refusals_name_their_call_and_a_spent_budget_says_do_not_retry(backend: Backend) {
         let env = setup(backend).await;
         let app = &env.app;
-        let (status, body) = call(
-            app,
-            &env.admin,
-            Method::PUT,
-            "/api/v1/proxy/settings",
-            Some(json!({"budget": {"daily_limit_micros": 3}})),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        put_settings(app, &env.admin, json!({"budget": {"daily_limit_micros": 3}})).await;
         let response = app
             .as_(&env.agent, Method::POST, "/v1/chat/completions")
             .json(&json!({"model": "fake-model", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
@@ -1221,17 +1204,9 @@ mod defects {
         assert!((1..=86_400).contains(&wait), "{wait}");
         // The refusal is logged, and says under which id.
         let id = headers["x-aos-call-id"].to_str().unwrap().to_owned();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let (status, detail) = call(app, &env.admin, Method::GET, &format!("/api/v1/proxy/calls/{id}"), None).await;
-            if status == StatusCode::OK {
-                assert_eq!(detail["data"]["error_code"], "budget_exceeded", "{detail}");
-                assert_eq!(detail["data"]["http_status"], 429, "{detail}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "the refused call was never logged: {detail}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let detail = logged_call(app, &env.admin, &id).await;
+        assert_eq!(detail["error_code"], "budget_exceeded", "{detail}");
+        assert_eq!(detail["http_status"], 429, "{detail}");
         // A frozen key's refusal (423) and a guardrail's (400) name theirs too.
         kill_switch(app, &env.admin, &format!("keys/{}/freeze", env.agent_id)).await;
         let (status, frozen_id, _) = chat(app, &env.agent, "gpt-4o-mini", "hi").await;
@@ -1252,15 +1227,7 @@ mod defects {
     async fn completion_limits_are_positive_integers_within_the_cap(backend: Backend) {
         let env = setup(backend).await;
         let app = &env.app;
-        let (status, body) = call(
-            app,
-            &env.admin,
-            Method::PUT,
-            "/api/v1/proxy/settings",
-            Some(json!({"guardrails": {"max_tokens": 100}})),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        put_settings(app, &env.admin, json!({"guardrails": {"max_tokens": 100}})).await;
         for field in ["max_tokens", "max_completion_tokens"] {
             for bad in [
                 json!(1e3),
@@ -1323,20 +1290,7 @@ mod defects {
         let (status, call_id, _) = chat(app, &env.agent, "gpt-4o-mini", "hi").await;
         assert_eq!(status, StatusCode::OK);
         let call_id = call_id.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while call(
-            app,
-            &env.admin,
-            Method::GET,
-            &format!("/api/v1/proxy/calls/{call_id}"),
-            None,
-        )
-        .await
-        .0 != StatusCode::OK
-        {
-            assert!(Instant::now() < deadline, "the call was never logged");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        logged_call(app, &env.admin, &call_id).await;
         let sent = env.fake.counters.requests.load(Ordering::SeqCst);
         kill_switch(app, &env.admin, &format!("keys/{}/freeze", env.agent_id)).await;
         // The admin's own key is not frozen, but the call's is: no replay (reported beside

@@ -38,6 +38,35 @@ async fn admin_key(app: &TestApp, tenant: &str) -> String {
     app.create_key(tenant, &["admin"]).await.1
 }
 
+/// An integration (made with a tenant admin key) and a key for it: (integration id, key
+/// id, key).
+async fn integration_key(app: &TestApp, admin: &str) -> (String, String, String) {
+    let (status, created) = call(
+        app,
+        admin,
+        Method::POST,
+        "/api/v1/integrations",
+        Some(json!({"name": "prod", "provider": "openai"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let integration = created["data"]["id"].as_str().unwrap();
+    let (status, key) = call(
+        app,
+        admin,
+        Method::POST,
+        &format!("/api/v1/integrations/{integration}/keys"),
+        Some(json!({"can_read": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    (
+        integration.to_owned(),
+        key["data"]["integration_key"]["id"].as_str().unwrap().to_owned(),
+        key["data"]["key"].as_str().unwrap().to_owned(),
+    )
+}
+
 async fn every_route_in_the_spec_reaches_its_handler(backend: Backend) {
     let app = spawn(backend).await;
     let tenant = app.create_tenant("routes").await;
@@ -76,25 +105,7 @@ async fn dates_on_the_wire_are_rfc3339_full_dates(backend: Backend) {
     let app = spawn(backend).await;
     let tenant = app.create_tenant("dates").await;
     let admin = admin_key(&app, &tenant).await;
-    let (status, created) = call(
-        &app,
-        &admin,
-        Method::POST,
-        "/api/v1/integrations",
-        Some(json!({"name": "prod", "provider": "openai"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let integration = created["data"]["id"].as_str().unwrap();
-    let (_, key) = call(
-        &app,
-        &admin,
-        Method::POST,
-        &format!("/api/v1/integrations/{integration}/keys"),
-        Some(json!({"can_read": true})),
-    )
-    .await;
-    let key = key["data"]["key"].as_str().unwrap().to_owned();
+    let (_, _, key) = integration_key(&app, &admin).await;
     let response = app
         .client
         .post(app.url("/api/v1/telemetry/llm-usage"))
@@ -228,24 +239,7 @@ async fn nul_is_refused_alike_on_both_backends(backend: Backend) {
     let (status, body) = call(&app, &admin, Method::GET, "/api/v1/proxy/calls?model=a%00b", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     // A telemetry batch: the record with NUL is rejected alone, the rest stored.
-    let (_, created) = call(
-        &app,
-        &admin,
-        Method::POST,
-        "/api/v1/integrations",
-        Some(json!({"name": "prod", "provider": "openai"})),
-    )
-    .await;
-    let integration = created["data"]["id"].as_str().unwrap();
-    let (_, key) = call(
-        &app,
-        &admin,
-        Method::POST,
-        &format!("/api/v1/integrations/{integration}/keys"),
-        Some(json!({})),
-    )
-    .await;
-    let key = key["data"]["key"].as_str().unwrap().to_owned();
+    let (_, _, key) = integration_key(&app, &admin).await;
     let record = |id: &str, meta: Value| json!({"call_id": id, "provider": "openai", "model": "gpt-4o", "input_tokens": 1, "output_tokens": 1, "metadata": meta});
     let batch = json!({"records": [
         record("ok-1", json!({"team": "a"})),
@@ -345,25 +339,7 @@ async fn revocation_bites_at_once_on_the_replica_that_revoked(backend: Backend) 
     hammer.await.unwrap();
     // An integration key likewise.
     let admin = admin_key(&app, &tenant).await;
-    let (_, created) = call(
-        &app,
-        &admin,
-        Method::POST,
-        "/api/v1/integrations",
-        Some(json!({"name": "prod", "provider": "openai"})),
-    )
-    .await;
-    let integration = created["data"]["id"].as_str().unwrap().to_owned();
-    let (_, issued) = call(
-        &app,
-        &admin,
-        Method::POST,
-        &format!("/api/v1/integrations/{integration}/keys"),
-        Some(json!({})),
-    )
-    .await;
-    let ik = issued["data"]["key"].as_str().unwrap().to_owned();
-    let ik_id = issued["data"]["integration_key"]["id"].as_str().unwrap().to_owned();
+    let (integration, ik_id, ik) = integration_key(&app, &admin).await;
     let ingest = |n: usize| {
         app.client
             .post(app.url("/api/v1/telemetry/llm-usage"))

@@ -185,14 +185,15 @@ impl RouteTable {
             .paths
             .iter()
             .map(|(template, item)| {
-                let methods = [
-                    ("GET", item.get.is_some()),
-                    ("POST", item.post.is_some()),
-                    ("PUT", item.put.is_some()),
-                    ("PATCH", item.patch.is_some()),
-                    ("DELETE", item.delete.is_some()),
-                ];
-                let methods = methods.into_iter().filter(|(_, has)| *has).map(|(m, _)| m).collect();
+                let methods = crate::openapi::operations(item)
+                    .map(|(method, _)| match method {
+                        "get" => "GET",
+                        "post" => "POST",
+                        "put" => "PUT",
+                        "patch" => "PATCH",
+                        _ => "DELETE",
+                    })
+                    .collect();
                 (segments(template), methods)
             })
             .collect();

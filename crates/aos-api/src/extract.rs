@@ -151,16 +151,22 @@ impl FromRequest for Body {
     }
 }
 
+/// Reads and parses a JSON object body under `nul`'s rule.
+fn json_body<T: DeserializeOwned + 'static>(req: &HttpRequest, payload: &mut Payload, nul: Nul) -> Extracted<T> {
+    let (req, payload) = (req.clone(), payload.take());
+    Box::pin(async move {
+        let body = read(req.clone(), payload).await?;
+        parse(&req, &body, nul)
+    })
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Error = ApiError;
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let (req, payload) = (req.clone(), payload.take());
-        Box::pin(async move {
-            let body = read(req.clone(), payload).await?;
-            parse(&req, &body, Nul::Refuse).map(Self)
-        })
+        let body = json_body(req, payload, Nul::Refuse);
+        Box::pin(async move { body.await.map(Self) })
     }
 }
 
@@ -169,11 +175,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonKeepNul<T> {
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let (req, payload) = (req.clone(), payload.take());
-        Box::pin(async move {
-            let body = read(req.clone(), payload).await?;
-            parse(&req, &body, Nul::Keep).map(Self)
-        })
+        let body = json_body(req, payload, Nul::Keep);
+        Box::pin(async move { body.await.map(Self) })
     }
 }
 

@@ -19,7 +19,7 @@
 //! description; it only gains the body schema when it had none.
 
 use aos_schemas::{ErrorEnvelope, OpenAiErrorEnvelope};
-use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, ToSchema};
@@ -39,6 +39,31 @@ impl Modify for BearerAuth {
 }
 
 pub(crate) struct ErrorResponses;
+
+/// The operations of a path item with their (lower-case) methods.
+pub(crate) fn operations(item: &PathItem) -> impl Iterator<Item = (&'static str, &Operation)> {
+    [
+        ("get", item.get.as_ref()),
+        ("post", item.post.as_ref()),
+        ("put", item.put.as_ref()),
+        ("patch", item.patch.as_ref()),
+        ("delete", item.delete.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.map(|op| (method, op)))
+}
+
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        ("get", item.get.as_mut()),
+        ("post", item.post.as_mut()),
+        ("put", item.put.as_mut()),
+        ("patch", item.patch.as_mut()),
+        ("delete", item.delete.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.map(|op| (method, op)))
+}
 
 fn describe(status: &str) -> &'static str {
     match status {
@@ -107,15 +132,7 @@ impl Modify for ErrorResponses {
             } else {
                 ErrorEnvelope::name()
             };
-            let operations = [
-                ("get", item.get.as_mut()),
-                ("post", item.post.as_mut()),
-                ("put", item.put.as_mut()),
-                ("patch", item.patch.as_mut()),
-                ("delete", item.delete.as_mut()),
-            ];
-            for (method, op) in operations {
-                let Some(op) = op else { continue };
+            for (method, op) in operations_mut(item) {
                 for status in error_statuses(path, method, op) {
                     let content = || Content::new(Some(Ref::from_schema_name(schema.clone())));
                     match op.responses.responses.get_mut(status) {
