@@ -497,7 +497,7 @@ async fn denied_calls_are_blocked_and_recorded_and_policies_only_tighten(backend
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = app
-        .founder(Method::PUT, "/api/v1/admin/policy")
+        .operator(Method::PUT, "/api/v1/admin/policy")
         .json(&json!({"source": platform}))
         .send()
         .await
@@ -1001,6 +1001,6 @@ async fn tenants_cannot_reach_each_others_governance(backend: Backend) {
     assert_eq!(list["data"].as_array().unwrap().len(), 0);
     assert_eq!(gov.calls_of("wipe"), 0);
     // The operator has no tenant of its own here.
-    let response = app.founder(Method::GET, "/api/v1/audit/verify").send().await.unwrap();
+    let response = app.operator(Method::GET, "/api/v1/audit/verify").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }

@@ -105,7 +105,11 @@ async fn unknown_routes_and_methods_get_the_envelope(app: TestApp) {
     // Under /api/ the caller is authenticated first, so routes cannot be enumerated.
     let response = app.client.get(app.url("/api/v1/does-not-exist")).send().await.unwrap();
     assert_envelope(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
-    let response = app.founder(Method::GET, "/api/v1/does-not-exist").send().await.unwrap();
+    let response = app
+        .operator(Method::GET, "/api/v1/does-not-exist")
+        .send()
+        .await
+        .unwrap();
     assert_envelope(response, StatusCode::NOT_FOUND, "not_found").await;
     let response = app.client.get(app.url("/not-api")).send().await.unwrap();
     assert_envelope(response, StatusCode::NOT_FOUND, "not_found").await;
@@ -114,14 +118,14 @@ async fn unknown_routes_and_methods_get_the_envelope(app: TestApp) {
     assert_eq!(response.headers()[header::ALLOW], "GET");
     assert_envelope(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     let response = app
-        .founder(Method::DELETE, "/api/v1/admin/tenants")
+        .operator(Method::DELETE, "/api/v1/admin/tenants")
         .send()
         .await
         .unwrap();
     assert_eq!(response.headers()[header::ALLOW], "GET, POST");
     assert_envelope(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     let response = app
-        .founder(Method::DELETE, "/api/v1/session/context")
+        .operator(Method::DELETE, "/api/v1/session/context")
         .send()
         .await
         .unwrap();
@@ -133,7 +137,7 @@ async fn unknown_routes_and_methods_get_the_envelope(app: TestApp) {
     );
     let id = "0190f3f4-0000-7000-8000-000000000000";
     let response = app
-        .founder(Method::PUT, &format!("/api/v1/integrations/mcp-servers/{id}/tools"))
+        .operator(Method::PUT, &format!("/api/v1/integrations/mcp-servers/{id}/tools"))
         .send()
         .await
         .unwrap();
@@ -142,7 +146,7 @@ async fn unknown_routes_and_methods_get_the_envelope(app: TestApp) {
 }
 
 async fn malformed_bodies_get_clear_4xx_envelopes(app: TestApp) {
-    let post = || app.founder(Method::POST, "/api/v1/admin/tenants");
+    let post = || app.operator(Method::POST, "/api/v1/admin/tenants");
 
     let broken = post()
         .header(header::CONTENT_TYPE, "application/json")
@@ -198,7 +202,7 @@ async fn malformed_bodies_get_clear_4xx_envelopes(app: TestApp) {
 
     // Nothing was written by any of the refused requests.
     let list: Value = app
-        .founder(Method::GET, "/api/v1/admin/tenants")
+        .operator(Method::GET, "/api/v1/admin/tenants")
         .send()
         .await
         .unwrap()
@@ -215,31 +219,31 @@ fn futures_stream(bytes: Vec<u8>) -> impl futures::Stream<Item = Result<Vec<u8>,
 
 async fn bad_path_and_query_parameters_are_bad_requests(app: TestApp) {
     let response = app
-        .founder(Method::GET, "/api/v1/admin/tenants/not-a-uuid")
+        .operator(Method::GET, "/api/v1/admin/tenants/not-a-uuid")
         .send()
         .await
         .unwrap();
     assert_envelope(response, StatusCode::BAD_REQUEST, "bad_request").await;
     let response = app
-        .founder(Method::GET, "/api/v1/admin/tenants?limit=many")
+        .operator(Method::GET, "/api/v1/admin/tenants?limit=many")
         .send()
         .await
         .unwrap();
     assert_envelope(response, StatusCode::BAD_REQUEST, "bad_request").await;
     let response = app
-        .founder(Method::GET, "/api/v1/admin/tenants?limit=0")
+        .operator(Method::GET, "/api/v1/admin/tenants?limit=0")
         .send()
         .await
         .unwrap();
     assert_envelope(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     let response = app
-        .founder(Method::GET, "/api/v1/admin/tenants?cursor=zzzz")
+        .operator(Method::GET, "/api/v1/admin/tenants?cursor=zzzz")
         .send()
         .await
         .unwrap();
     assert_envelope(response, StatusCode::BAD_REQUEST, "bad_request").await;
     let response = app
-        .founder(Method::GET, "/api/v1/admin/tenants?surprise=1")
+        .operator(Method::GET, "/api/v1/admin/tenants?surprise=1")
         .send()
         .await
         .unwrap();
@@ -293,7 +297,7 @@ async fn credentials_are_required_and_checked(app: TestApp) {
 
 async fn operator_manages_tenants_end_to_end(app: TestApp) {
     let created = app
-        .founder(Method::POST, "/api/v1/admin/tenants")
+        .operator(Method::POST, "/api/v1/admin/tenants")
         .json(&json!({"name": "Acme"}))
         .send()
         .await
@@ -307,7 +311,7 @@ async fn operator_manages_tenants_end_to_end(app: TestApp) {
     let id = tenant["id"].as_str().unwrap().to_owned();
 
     let dup = app
-        .founder(Method::POST, "/api/v1/admin/tenants")
+        .operator(Method::POST, "/api/v1/admin/tenants")
         .json(&json!({"name": "ACME"}))
         .send()
         .await
@@ -315,7 +319,7 @@ async fn operator_manages_tenants_end_to_end(app: TestApp) {
     assert_envelope(dup, StatusCode::CONFLICT, "conflict").await;
 
     let got: Value = app
-        .founder(Method::GET, &format!("/api/v1/admin/tenants/{id}"))
+        .operator(Method::GET, &format!("/api/v1/admin/tenants/{id}"))
         .send()
         .await
         .unwrap()
@@ -325,7 +329,7 @@ async fn operator_manages_tenants_end_to_end(app: TestApp) {
     assert_eq!(got["data"]["id"], id.as_str());
 
     let suspended = app
-        .founder(Method::PATCH, &format!("/api/v1/admin/tenants/{id}"))
+        .operator(Method::PATCH, &format!("/api/v1/admin/tenants/{id}"))
         .json(&json!({"status": "SUSPENDED", "onboarding_state": "IDENTITY_VERIFIED"}))
         .send()
         .await
@@ -336,7 +340,7 @@ async fn operator_manages_tenants_end_to_end(app: TestApp) {
     assert_eq!(suspended["data"]["onboarding_state"], "IDENTITY_VERIFIED");
 
     let bad_status = app
-        .founder(Method::PATCH, &format!("/api/v1/admin/tenants/{id}"))
+        .operator(Method::PATCH, &format!("/api/v1/admin/tenants/{id}"))
         .json(&json!({"status": "ASLEEP"}))
         .send()
         .await
@@ -345,7 +349,7 @@ async fn operator_manages_tenants_end_to_end(app: TestApp) {
 
     for status in ["TERMINATED"] {
         let r = app
-            .founder(Method::PATCH, &format!("/api/v1/admin/tenants/{id}"))
+            .operator(Method::PATCH, &format!("/api/v1/admin/tenants/{id}"))
             .json(&json!({ "status": status }))
             .send()
             .await
@@ -353,7 +357,7 @@ async fn operator_manages_tenants_end_to_end(app: TestApp) {
         assert_eq!(r.status(), StatusCode::OK);
     }
     let revive = app
-        .founder(Method::PATCH, &format!("/api/v1/admin/tenants/{id}"))
+        .operator(Method::PATCH, &format!("/api/v1/admin/tenants/{id}"))
         .json(&json!({"status": "ACTIVE"}))
         .send()
         .await
@@ -361,7 +365,7 @@ async fn operator_manages_tenants_end_to_end(app: TestApp) {
     assert_envelope(revive, StatusCode::CONFLICT, "conflict").await;
 
     let missing = app
-        .founder(
+        .operator(
             Method::GET,
             "/api/v1/admin/tenants/01a1fba1-01c0-752a-bc38-ed56dd615eab",
         )
@@ -372,7 +376,7 @@ async fn operator_manages_tenants_end_to_end(app: TestApp) {
 
     for i in 0..3 {
         let r = app
-            .founder(Method::POST, "/api/v1/admin/tenants")
+            .operator(Method::POST, "/api/v1/admin/tenants")
             .json(&json!({"name": format!("t{i}")}))
             .send()
             .await
@@ -380,7 +384,7 @@ async fn operator_manages_tenants_end_to_end(app: TestApp) {
         assert_eq!(r.status(), StatusCode::CREATED);
     }
     let page: Value = app
-        .founder(Method::GET, "/api/v1/admin/tenants?limit=3")
+        .operator(Method::GET, "/api/v1/admin/tenants?limit=3")
         .send()
         .await
         .unwrap()
@@ -392,7 +396,7 @@ async fn operator_manages_tenants_end_to_end(app: TestApp) {
     assert_eq!(page["meta"]["limit"], 3);
     let cursor = page["meta"]["next_cursor"].as_str().unwrap();
     let last: Value = app
-        .founder(Method::GET, &format!("/api/v1/admin/tenants?limit=3&cursor={cursor}"))
+        .operator(Method::GET, &format!("/api/v1/admin/tenants?limit=3&cursor={cursor}"))
         .send()
         .await
         .unwrap()

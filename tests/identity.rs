@@ -43,7 +43,7 @@ async fn operator_issues_a_key_and_its_holder_reads_the_session_context(app: Tes
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     let created = app
-        .founder(Method::POST, &format!("/api/v1/admin/tenants/{tenant}/api-keys"))
+        .operator(Method::POST, &format!("/api/v1/admin/tenants/{tenant}/api-keys"))
         .json(&json!({"name": "ci runner", "scopes": ["mcp:read", "mcp:invoke"], "expires_at": expires}))
         .send()
         .await
@@ -83,19 +83,19 @@ async fn operator_issues_a_key_and_its_holder_reads_the_session_context(app: Tes
         .await
         .unwrap();
     assert_eq!(by_header.status(), StatusCode::OK);
-    let founder = body(
-        app.founder(Method::GET, "/api/v1/session/context")
+    let operator = body(
+        app.operator(Method::GET, "/api/v1/session/context")
             .send()
             .await
             .unwrap(),
     )
     .await;
-    assert_eq!(founder["data"]["auth_type"], "founder");
-    assert!(founder["data"].get("tenant_id").is_none());
+    assert_eq!(operator["data"]["auth_type"], "founder");
+    assert!(operator["data"].get("tenant_id").is_none());
 
     // The key is listed, never shown again.
     let listed = body(
-        app.founder(Method::GET, &format!("/api/v1/admin/tenants/{tenant}/api-keys"))
+        app.operator(Method::GET, &format!("/api/v1/admin/tenants/{tenant}/api-keys"))
             .send()
             .await
             .unwrap(),
@@ -149,7 +149,7 @@ async fn revocation_and_suspension_reach_every_replica_within_a_second(backend: 
 
     // Revoke on A: B refuses the key with 401 within a second.
     let revoke = a
-        .founder(Method::DELETE, &format!("/api/v1/admin/api-keys/{key_id}"))
+        .operator(Method::DELETE, &format!("/api/v1/admin/api-keys/{key_id}"))
         .send()
         .await
         .unwrap();
@@ -322,13 +322,13 @@ async fn scopes_decide_who_manages_keys(app: TestApp) {
     assert_eq!(revoked.status(), StatusCode::OK);
 
     // The operator has no tenant of its own; a tenant key is no operator.
-    let founder = app
-        .founder(Method::POST, "/api/v1/api-keys")
+    let operator = app
+        .operator(Method::POST, "/api/v1/api-keys")
         .json(&new_key)
         .send()
         .await
         .unwrap();
-    assert_eq!(founder.status(), StatusCode::FORBIDDEN);
+    assert_eq!(operator.status(), StatusCode::FORBIDDEN);
     let not_founder = app
         .as_(&admin, Method::GET, "/api/v1/admin/tenants")
         .send()
@@ -370,7 +370,7 @@ async fn expired_and_malformed_keys_are_refused(app: TestApp) {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     let created = app
-        .founder(Method::POST, &format!("/api/v1/admin/tenants/{tenant}/api-keys"))
+        .operator(Method::POST, &format!("/api/v1/admin/tenants/{tenant}/api-keys"))
         .json(&json!({"name": "short-lived", "scopes": ["mcp:read"], "expires_at": soon}))
         .send()
         .await
@@ -488,14 +488,14 @@ async fn keys_cannot_be_issued_for_inactive_tenants(app: TestApp) {
     let tenant = app.create_tenant("Acme").await;
     assert_eq!(app.set_tenant_status(&tenant, "SUSPENDED").await, StatusCode::OK);
     let response = app
-        .founder(Method::POST, &format!("/api/v1/admin/tenants/{tenant}/api-keys"))
+        .operator(Method::POST, &format!("/api/v1/admin/tenants/{tenant}/api-keys"))
         .json(&json!({"name": "x", "scopes": ["admin"]}))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CONFLICT);
     let missing = app
-        .founder(
+        .operator(
             Method::POST,
             &format!("/api/v1/admin/tenants/{}/api-keys", uuid::Uuid::now_v7()),
         )

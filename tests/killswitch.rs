@@ -166,7 +166,7 @@ async fn a_frozen_key_or_tenant_is_refused_before_anything_goes_upstream(backend
     // The operator freezes the whole tenant: every key is refused, and the tenant's admin
     // can still see the state and unfreeze.
     let (status, body) = app
-        .founder(Method::POST, &format!("/api/v1/killswitch/tenants/{}/freeze", s.tenant))
+        .operator(Method::POST, &format!("/api/v1/killswitch/tenants/{}/freeze", s.tenant))
         .json(&json!({"reason": "unpaid invoice"}))
         .send()
         .await
@@ -186,7 +186,7 @@ async fn a_frozen_key_or_tenant_is_refused_before_anything_goes_upstream(backend
     let (_, overview) = call(&app, &s.ops, Method::GET, "/api/v1/killswitch", None).await;
     assert_eq!(overview["data"]["tenant_frozen"], true);
     let founder_view: Value = app
-        .founder(Method::GET, &format!("/api/v1/killswitch?tenant_id={}", s.tenant))
+        .operator(Method::GET, &format!("/api/v1/killswitch?tenant_id={}", s.tenant))
         .send()
         .await
         .unwrap()
@@ -205,7 +205,7 @@ async fn a_frozen_key_or_tenant_is_refused_before_anything_goes_upstream(backend
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let status = app
-        .founder(
+        .operator(
             Method::POST,
             &format!("/api/v1/killswitch/tenants/{}/unfreeze", s.tenant),
         )
@@ -376,14 +376,14 @@ async fn replicas_follow_within_a_second_and_tenants_stay_apart(backend: Backend
     assert_eq!(invoke(a, &s, &s.agent).await.0, StatusCode::OK);
     // The operator must name a tenant; an unknown one is a 404.
     let status = a
-        .founder(Method::GET, "/api/v1/killswitch")
+        .operator(Method::GET, "/api/v1/killswitch")
         .send()
         .await
         .unwrap()
         .status();
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let status = a
-        .founder(
+        .operator(
             Method::POST,
             &format!("/api/v1/killswitch/tenants/{}/freeze", uuid::Uuid::now_v7()),
         )

@@ -603,7 +603,7 @@ async fn websocket_clients_call_and_hear_catalog_changes(backend: Backend) {
         let (key_id, doomed) = app.create_key(&t.id, &["mcp:invoke"]).await;
         let mut socket = raw_socket(&app, &doomed).await;
         let status = app
-            .founder(Method::DELETE, &format!("/api/v1/admin/api-keys/{key_id}"))
+            .operator(Method::DELETE, &format!("/api/v1/admin/api-keys/{key_id}"))
             .send()
             .await
             .unwrap()

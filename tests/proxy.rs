@@ -1005,7 +1005,7 @@ async fn a_client_that_hangs_up_is_billed_for_what_was_generated(backend: Backen
     let (status, _, _) = chat(app, agent, "fake-model", "last").await;
     assert_eq!(status, StatusCode::OK);
     app.spine.shutdown(Duration::from_secs(5)).await;
-    let stats = app.spine.proxy_writer_stats(&aos_spine::AuthContext::Founder).unwrap();
+    let stats = app.spine.proxy_writer_stats(&aos_spine::AuthContext::Operator).unwrap();
     assert_eq!(stats.dropped, 0);
     assert_eq!(stats.written, stats.queued, "{stats:?}");
     assert!(stats.written >= 2);

@@ -201,7 +201,7 @@ async fn no_secret_is_logged(backend: Backend) {
     }
 
     let revoked = app
-        .founder(Method::DELETE, &format!("/api/v1/admin/api-keys/{key_id}"))
+        .operator(Method::DELETE, &format!("/api/v1/admin/api-keys/{key_id}"))
         .send()
         .await
         .unwrap();

@@ -184,7 +184,7 @@ async fn bad_bodies_and_parameters_name_what_is_wrong(backend: Backend) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     // Malformed JSON stays a 400.
     let response = app
-        .founder(Method::POST, "/api/v1/admin/tenants")
+        .operator(Method::POST, "/api/v1/admin/tenants")
         .header("content-type", "application/json")
         .body("{\"name\":")
         .send()

@@ -259,7 +259,7 @@ async fn main() {
         .map(|(t, kib)| format!("{t}s:{}MiB", kib / 1024))
         .collect();
     println!("rss over the run: {}", line.join(" "));
-    let stats = app.spine.proxy_writer_stats(&aos_spine::AuthContext::Founder).unwrap();
+    let stats = app.spine.proxy_writer_stats(&aos_spine::AuthContext::Operator).unwrap();
     println!(
         "call log writer: queued {} written {} dropped {} batches {} retries {}",
         stats.queued, stats.written, stats.dropped, stats.batches, stats.retries

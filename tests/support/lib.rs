@@ -70,7 +70,7 @@ impl TestApp {
     /// Creates a tenant as the operator; returns its id.
     pub async fn create_tenant(&self, name: &str) -> String {
         let response = self
-            .founder(reqwest::Method::POST, "/api/v1/admin/tenants")
+            .operator(reqwest::Method::POST, "/api/v1/admin/tenants")
             .json(&serde_json::json!({ "name": name }))
             .send()
             .await
@@ -82,7 +82,7 @@ impl TestApp {
 
     /// Sets a tenant's lifecycle status as the operator; returns the HTTP status.
     pub async fn set_tenant_status(&self, tenant: &str, status: &str) -> reqwest::StatusCode {
-        self.founder(reqwest::Method::PATCH, &format!("/api/v1/admin/tenants/{tenant}"))
+        self.operator(reqwest::Method::PATCH, &format!("/api/v1/admin/tenants/{tenant}"))
             .json(&serde_json::json!({ "status": status }))
             .send()
             .await
@@ -93,7 +93,7 @@ impl TestApp {
     /// Issues a key for `tenant` as the operator; returns (key id, key).
     pub async fn create_key(&self, tenant: &str, scopes: &[&str]) -> (String, String) {
         let response = self
-            .founder(
+            .operator(
                 reqwest::Method::POST,
                 &format!("/api/v1/admin/tenants/{tenant}/api-keys"),
             )
@@ -110,7 +110,7 @@ impl TestApp {
     }
 
     /// A request builder carrying the operator token.
-    pub fn founder(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub fn operator(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path)).bearer_auth(OPERATOR_TOKEN)
     }
 }

@@ -70,7 +70,6 @@ pub async fn ensure_counter(
 /// one conditional UPDATE (atomic under concurrency on both backends). False when the
 /// limit would be passed (nothing changed). Written as `spent + reserved <= limit -
 /// amount` so no sum can overflow (callers pass `0 <= amount <= limit`).
-#[allow(clippy::too_many_arguments)]
 pub async fn reserve(
     conn: &mut Conn,
     tenant_id: DbUuid,

@@ -74,6 +74,40 @@ impl TestDatabase {
     }
 }
 
+/// A test database is its [`Database`] to code that takes `&Database`.
+impl std::ops::Deref for TestDatabase {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+/// Generates `postgres::NAME` and `sqlite::NAME` for each `async fn NAME(&TestDatabase)`
+/// (or `&Database`: a test database derefs to one), each test on a database of its own.
+/// The one copy for every crate's tests (`aos_tests` has its own for a whole server).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let test_db = $crate::testing::postgres().await;
+                assert_eq!(test_db.backend(), $crate::Backend::Postgres);
+                super::$name(&test_db).await;
+            }
+        )* }
+        mod sqlite { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let test_db = $crate::testing::sqlite().await;
+                assert_eq!(test_db.backend(), $crate::Backend::Sqlite);
+                super::$name(&test_db).await;
+            }
+        )* }
+    };
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         self.db.close();

@@ -12,33 +12,7 @@ use aos_models::{DbJson, DbTime, DbUuid};
 use serde_json::json;
 use time::macros::datetime;
 
-/// Generates `postgres::NAME` and `sqlite::NAME` for each async fn `NAME(&Database)`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let test_db = aos_drivers::testing::postgres().await;
-                    assert_eq!(test_db.backend(), aos_drivers::Backend::Postgres);
-                    super::$name(test_db.database()).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let test_db = aos_drivers::testing::sqlite().await;
-                    assert_eq!(test_db.backend(), aos_drivers::Backend::Sqlite);
-                    super::$name(test_db.database()).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+aos_drivers::on_both_backends!(
     tenant_round_trips_every_portable_type,
     unique_name_is_a_conflict_case_insensitively,
     check_constraint_is_a_constraint_error,

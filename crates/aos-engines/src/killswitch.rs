@@ -8,6 +8,7 @@
 //! database every poll interval (a fraction of a second), so a freeze made anywhere
 //! takes effect everywhere within that interval.
 
+use aos_types::{AuditEventType, SubjectKind};
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -169,9 +170,6 @@ pub async fn freeze(
     change(conn, tenant, entity, true, reason, actor).await
 }
 
-/// Who the platform operator is in `changed_by`.
-pub const OPERATOR: &str = "founder";
-
 /// Unfreezes `entity` of `tenant` (409 if it is not frozen). A freeze the platform
 /// operator made is lifted by the operator only (`by_operator`).
 pub async fn unfreeze(
@@ -183,7 +181,7 @@ pub async fn unfreeze(
 ) -> EngineResult<KillSwitchRow> {
     if !by_operator {
         let current = db::get(conn, tenant.into(), entity.kind(), entity.id().into()).await?;
-        if current.is_some_and(|row| row.frozen && row.changed_by == OPERATOR) {
+        if current.is_some_and(|row| row.frozen && row.changed_by == aos_types::ActorKind::Operator.as_str()) {
             return Err(EngineError::Forbidden(
                 "the platform operator froze this; only the operator can unfreeze it".into(),
             ));
@@ -216,7 +214,7 @@ async fn change(
         } else {
             current.and_then(|row| row.reason)
         },
-        changed_by: actor.id.clone().unwrap_or_else(|| actor.kind.clone()),
+        changed_by: actor.name(),
         changed_at: DbTime::now(),
     };
     db::put(conn, &row).await?;
@@ -226,14 +224,14 @@ async fn change(
         actor,
         Event {
             event_type: if frozen {
-                "KILLSWITCH_FROZEN"
+                AuditEventType::KillSwitchFrozen
             } else {
-                "KILLSWITCH_UNFROZEN"
+                AuditEventType::KillSwitchUnfrozen
             },
             subject_type: if matches!(entity, Entity::Tenant(_)) {
-                "tenant"
+                SubjectKind::Tenant
             } else {
-                "api_key"
+                SubjectKind::ApiKey
             },
             subject_id: Some(entity.id().to_string()),
             decision: None,

@@ -15,20 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use time::{Duration, OffsetDateTime};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(aos_drivers::testing::postgres().await.database()).await; }
-        )* }
-        mod sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(aos_drivers::testing::sqlite().await.database()).await; }
-        )* }
-    };
-}
-
-on_both_backends!(
+aos_drivers::on_both_backends!(
     rollups_equal_a_scan_of_the_raw_records,
     a_bad_record_is_rejected_alone_and_limits_hold
 );

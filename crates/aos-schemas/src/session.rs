@@ -10,8 +10,10 @@ use crate::tenants::{OnboardingState, TenantStatus};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthType {
-    /// The platform operator.
-    Founder,
+    /// The platform operator (`founder` on the wire, as since the first release).
+    #[serde(rename = "founder")]
+    #[schema(rename = "founder")]
+    Operator,
     /// A tenant user with a JWT from the customer's identity provider.
     Human,
     /// An API key.

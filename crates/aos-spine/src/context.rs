@@ -3,6 +3,7 @@
 
 use aos_engines::auth::{Principal, Scope, scope};
 use aos_schemas::ErrorCode;
+use aos_types::ActorKind;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -12,7 +13,7 @@ use crate::error::SpineError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthContext {
     /// The platform operator: acts on every tenant, through the admin routes.
-    Founder,
+    Operator,
     /// A tenant user (JWT).
     Human {
         tenant_id: Uuid,
@@ -39,7 +40,7 @@ pub enum AuthContext {
 impl From<Principal> for AuthContext {
     fn from(p: Principal) -> Self {
         match p {
-            Principal::Founder => Self::Founder,
+            Principal::Operator => Self::Operator,
             Principal::Human {
                 tenant_id,
                 user_id,
@@ -87,7 +88,7 @@ impl AuthContext {
     /// `founder`, `human` or `machine`.
     pub fn auth_type(&self) -> &'static str {
         match self {
-            Self::Founder => "founder",
+            Self::Operator => ActorKind::Operator.as_str(),
             Self::Human { .. } => "human",
             Self::Machine { .. } => "machine",
             Self::Integration { .. } => "integration",
@@ -97,7 +98,7 @@ impl AuthContext {
     /// The caller's tenant; none for the platform operator.
     pub fn tenant_id(&self) -> Option<Uuid> {
         match self {
-            Self::Founder => None,
+            Self::Operator => None,
             Self::Human { tenant_id, .. } | Self::Machine { tenant_id, .. } | Self::Integration { tenant_id, .. } => {
                 Some(*tenant_id)
             }
@@ -107,7 +108,7 @@ impl AuthContext {
     /// Who did it, for records: `founder`, `user:<id>` or `key:<id>`.
     pub fn actor(&self) -> String {
         match self {
-            Self::Founder => "founder".into(),
+            Self::Operator => ActorKind::Operator.as_str().into(),
             Self::Human { user_id, .. } => format!("user:{user_id}"),
             Self::Machine { key_id, .. } => format!("key:{key_id}"),
             Self::Integration { key_id, .. } => format!("integration_key:{key_id}"),
@@ -116,7 +117,7 @@ impl AuthContext {
 
     pub fn scopes(&self) -> &[Scope] {
         match self {
-            Self::Founder => &[],
+            Self::Operator => &[],
             Self::Human { scopes, .. } | Self::Machine { scopes, .. } | Self::Integration { scopes, .. } => scopes,
         }
     }
@@ -130,9 +131,9 @@ impl AuthContext {
     }
 
     /// Refuses anyone but the platform operator.
-    pub fn require_founder(&self) -> Result<(), SpineError> {
+    pub fn require_operator(&self) -> Result<(), SpineError> {
         match self {
-            Self::Founder => Ok(()),
+            Self::Operator => Ok(()),
             _ => Err(SpineError::new(
                 ErrorCode::Forbidden,
                 "only the platform operator may do this",
@@ -144,12 +145,11 @@ impl AuthContext {
     pub fn audit_actor(&self) -> aos_engines::governance::audit::Actor {
         aos_engines::governance::audit::Actor {
             kind: match self {
-                Self::Founder => "founder",
-                Self::Human { .. } => "human",
-                Self::Machine { .. } => "machine",
-                Self::Integration { .. } => "integration",
-            }
-            .into(),
+                Self::Operator => ActorKind::Operator,
+                Self::Human { .. } => ActorKind::Human,
+                Self::Machine { .. } => ActorKind::Machine,
+                Self::Integration { .. } => ActorKind::Integration,
+            },
             id: Some(self.actor()),
         }
     }
@@ -159,8 +159,8 @@ impl AuthContext {
     /// only that tenant: naming another is refused (403), never silently ignored.
     pub fn tenant_named(&self, named: Option<Uuid>, wanted: &[Scope]) -> Result<Uuid, SpineError> {
         match (self, named) {
-            (Self::Founder, Some(id)) => Ok(id),
-            (Self::Founder, None) => Err(SpineError::bad_request(
+            (Self::Operator, Some(id)) => Ok(id),
+            (Self::Operator, None) => Err(SpineError::bad_request(
                 "the platform operator names the tenant: ?tenant_id=",
             )),
             (actor, named) => {
@@ -194,7 +194,7 @@ impl AuthContext {
     /// The caller's own tenant, if the caller holds `scope` in it.
     pub fn tenant_with(&self, wanted: Scope) -> Result<Uuid, SpineError> {
         match self {
-            Self::Founder => Err(SpineError::new(
+            Self::Operator => Err(SpineError::new(
                 ErrorCode::Forbidden,
                 "the platform operator has no tenant of its own; use the /api/v1/admin routes",
             )),

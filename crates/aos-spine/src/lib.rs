@@ -13,6 +13,7 @@
 //! **Boundary:** `aos-api` sees only this crate and `aos-schemas`: operations take and
 //! return schema types, and fail with [`SpineError`].
 
+mod background;
 pub mod config;
 pub mod context;
 pub mod error;

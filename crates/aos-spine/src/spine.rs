@@ -18,6 +18,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::background;
 use crate::config::SpineConfig;
 use crate::context::AuthContext;
 use crate::error::{SpineError, SpineResult};
@@ -83,39 +84,32 @@ pub enum StartError {
     Proxy(String),
 }
 
-/// Every `every`: expires due approvals (their gated calls become BLOCKED) and completes
-/// invocations stranded in RUNNING (their outcome write was lost; see
-/// [`mcp_invoke::reap_stranded`]).
-async fn sweep_governance(db: Database, mcp: Arc<McpRuntime>, every: Duration, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        let result = db
-            .transaction(TxMode::Write, |conn| {
-                Box::pin(async move { mcp_invoke::expire_approvals(conn, 500).await })
-            })
-            .await;
-        match result {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "approvals expired"),
-            Err(error) => tracing::warn!(%error, "approval sweep failed"),
-        }
-        let runtime = Arc::clone(&mcp);
-        let result = db
-            .transaction(TxMode::Write, move |conn| {
-                Box::pin(async move {
-                    mcp_invoke::reap_stranded(conn, &runtime, time::OffsetDateTime::now_utc(), 100).await
-                })
-            })
-            .await;
-        match result {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(completed = n, "stranded invocations completed as OUTCOME_UNKNOWN"),
-            Err(error) => tracing::warn!(%error, "stranded-invocation sweep failed"),
-        }
+/// One run of the governance sweep: expires due approvals (their gated calls become
+/// BLOCKED) and completes invocations stranded in RUNNING (their outcome write was lost;
+/// see [`mcp_invoke::reap_stranded`]).
+async fn sweep_governance(db: &Database, mcp: &Arc<McpRuntime>) -> Result<(), String> {
+    let expired = db
+        .transaction(TxMode::Write, |conn| {
+            Box::pin(async move { mcp_invoke::expire_approvals(conn, 500).await })
+        })
+        .await
+        .map_err(|e| format!("approval expiry: {e}"))?;
+    if expired > 0 {
+        tracing::info!(expired, "approvals expired");
     }
+    let runtime = Arc::clone(mcp);
+    let completed = db
+        .transaction(TxMode::Write, move |conn| {
+            Box::pin(
+                async move { mcp_invoke::reap_stranded(conn, &runtime, time::OffsetDateTime::now_utc(), 100).await },
+            )
+        })
+        .await
+        .map_err(|e| format!("stranded-invocation reaper: {e}"))?;
+    if completed > 0 {
+        tracing::warn!(completed, "stranded invocations completed as OUTCOME_UNKNOWN");
+    }
+    Ok(())
 }
 
 /// Health-checks every live MCP server about every `mcp.health_interval_secs`: the least
@@ -173,78 +167,9 @@ async fn schedule_health_checks(db: Database, mcp: Arc<McpRuntime>, stop: Cancel
     }
 }
 
-/// Keeps this replica's credential cache in step with the database: when the epoch moves
-/// (a key revoked, a tenant suspended, on any replica) the cache is dropped.
-async fn poll_credential_epoch(db: Database, auth: Arc<Authenticator>, every: Duration, stop: CancellationToken) {
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let result = match db.conn().await {
-            Ok(mut conn) => cache::refresh(auth.cache(), &mut conn).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match result {
-            Ok(moved) => {
-                if moved {
-                    tracing::debug!("credentials changed; cache dropped");
-                }
-                if failing {
-                    tracing::info!("credential epoch readable again");
-                    failing = false;
-                }
-            }
-            Err(error) if !failing => {
-                tracing::warn!(%error, "cannot read the credential epoch; cached credentials expire by TTL");
-                failing = true;
-            }
-            Err(_) => {}
-        }
-    }
-}
-
 /// How often each replica re-reads the frozen set: a freeze anywhere takes effect
 /// everywhere within this interval.
 pub const KILLSWITCH_POLL: Duration = Duration::from_millis(250);
-
-async fn poll_kill_switch(
-    db: Database,
-    switch: Arc<aos_engines::killswitch::KillSwitch>,
-    every: Duration,
-    stop: CancellationToken,
-) {
-    // The first read one interval after start, as the credential poller does: start-up
-    // migrations (which create the table on a new database) run in between.
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let result = match db.conn().await {
-            Ok(mut conn) => switch.refresh(&mut conn).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match result {
-            Ok(()) if failing => {
-                tracing::info!("kill-switch state readable again");
-                failing = false;
-            }
-            Ok(()) => {}
-            Err(error) if !failing => {
-                tracing::warn!(%error, "cannot read the kill-switch state; keeping the last one");
-                failing = true;
-            }
-            Err(_) => {}
-        }
-    }
-}
 
 impl Shared {
     /// Runs `task` on the spine's runtime, tracked so shutdown waits for it.
@@ -338,26 +263,52 @@ impl Spine {
             epoch: -1,
         }));
         let stop = CancellationToken::new();
-        tokio::spawn(poll_credential_epoch(
-            db.clone(),
-            Arc::clone(&auth),
-            Duration::from_millis(auth_config.cache_poll_ms),
-            stop.clone(),
-        ));
-        let kill_switch = Arc::new(aos_engines::killswitch::KillSwitch::new());
-        tokio::spawn(poll_kill_switch(
-            db.clone(),
-            Arc::clone(&kill_switch),
-            KILLSWITCH_POLL,
-            stop.clone(),
-        ));
-        if config.approvals.sweep_interval_ms > 0 {
-            tokio::spawn(sweep_governance(
-                db.clone(),
-                Arc::clone(&mcp),
-                Duration::from_millis(config.approvals.sweep_interval_ms),
+        // Keeps this replica's credential cache in step with the database: when the epoch
+        // moves (a key revoked, a tenant suspended, on any replica) the cache is dropped.
+        tokio::spawn({
+            let (db, auth) = (db.clone(), Arc::clone(&auth));
+            background::every(
+                "credential-epoch poller",
+                Duration::from_millis(auth_config.cache_poll_ms),
                 stop.clone(),
-            ));
+                move || {
+                    let (db, auth) = (db.clone(), Arc::clone(&auth));
+                    async move {
+                        let mut conn = db.conn().await.map_err(|e| e.to_string())?;
+                        cache::refresh(auth.cache(), &mut conn)
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    }
+                },
+            )
+        });
+        let kill_switch = Arc::new(aos_engines::killswitch::KillSwitch::new());
+        // Every replica re-reads the frozen set: a freeze anywhere holds everywhere within
+        // [`KILLSWITCH_POLL`] (this replica's own changes apply after their commit).
+        tokio::spawn({
+            let (db, switch) = (db.clone(), Arc::clone(&kill_switch));
+            background::every("kill-switch poller", KILLSWITCH_POLL, stop.clone(), move || {
+                let (db, switch) = (db.clone(), Arc::clone(&switch));
+                async move {
+                    let mut conn = db.conn().await.map_err(|e| e.to_string())?;
+                    switch.refresh(&mut conn).await.map_err(|e| e.to_string())
+                }
+            })
+        });
+        if config.approvals.sweep_interval_ms > 0 {
+            tokio::spawn({
+                let (db, mcp) = (db.clone(), Arc::clone(&mcp));
+                background::every(
+                    "governance sweep",
+                    Duration::from_millis(config.approvals.sweep_interval_ms),
+                    stop.clone(),
+                    move || {
+                        let (db, mcp) = (db.clone(), Arc::clone(&mcp));
+                        async move { sweep_governance(&db, &mcp).await }
+                    },
+                )
+            });
         }
         if config.mcp.health_interval_secs > 0 {
             tokio::spawn(schedule_health_checks(db.clone(), Arc::clone(&mcp), stop.clone()));

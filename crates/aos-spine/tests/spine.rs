@@ -14,20 +14,7 @@ use aos_spine::ops::tenants::{Create, Get, List, Update};
 use aos_spine::{AuthConfig, AuthContext, DatabaseConfig, Mode, Operation, OperationContext, Spine, SpineError};
 use secrecy::SecretString;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(aos_drivers::testing::postgres().await).await; }
-        )* }
-        mod sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(aos_drivers::testing::sqlite().await).await; }
-        )* }
-    };
-}
-
-on_both_backends!(
+aos_drivers::on_both_backends!(
     dropped_caller_does_not_cut_a_write_short,
     failed_write_operation_rolls_back_whole,
     readiness_is_ready_on_a_migrated_database,
@@ -60,7 +47,7 @@ async fn spine_on(test_db: &TestDatabase) -> Spine {
 async fn count(spine: &Spine) -> u64 {
     spine
         .execute(List {
-            actor: AuthContext::Founder,
+            actor: AuthContext::Operator,
             limit: Some(1),
             cursor: None,
         })
@@ -95,8 +82,8 @@ impl Operation for SlowTwoTenants {
     }
 }
 
-async fn dropped_caller_does_not_cut_a_write_short(test_db: TestDatabase) {
-    let spine = spine_on(&test_db).await;
+async fn dropped_caller_does_not_cut_a_write_short(test_db: &TestDatabase) {
+    let spine = spine_on(test_db).await;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let call = {
         let spine = spine.clone();
@@ -132,15 +119,15 @@ impl Operation for CreateThenFail {
     }
 }
 
-async fn failed_write_operation_rolls_back_whole(test_db: TestDatabase) {
-    let spine = spine_on(&test_db).await;
+async fn failed_write_operation_rolls_back_whole(test_db: &TestDatabase) {
+    let spine = spine_on(test_db).await;
     let err = spine.execute(CreateThenFail).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::Conflict);
     assert_eq!(count(&spine).await, 0);
 }
 
-async fn readiness_is_ready_on_a_migrated_database(test_db: TestDatabase) {
-    let spine = spine_on(&test_db).await;
+async fn readiness_is_ready_on_a_migrated_database(test_db: &TestDatabase) {
+    let spine = spine_on(test_db).await;
     let readiness = spine.readiness().await;
     assert_eq!(readiness.status, "ready", "{readiness:?}");
     assert_eq!(readiness.backend, test_db.backend().as_str());
@@ -148,11 +135,11 @@ async fn readiness_is_ready_on_a_migrated_database(test_db: TestDatabase) {
     assert_eq!(spine.migrate().await.unwrap(), Vec::<String>::new());
 }
 
-async fn tenant_lifecycle_rules_hold(test_db: TestDatabase) {
-    let spine = spine_on(&test_db).await;
-    let founder = AuthContext::Founder;
+async fn tenant_lifecycle_rules_hold(test_db: &TestDatabase) {
+    let spine = spine_on(test_db).await;
+    let operator = AuthContext::Operator;
     let create = |name: &str| Create {
-        actor: founder.clone(),
+        actor: operator.clone(),
         request: CreateTenantRequest { name: name.into() },
     };
 
@@ -170,7 +157,7 @@ async fn tenant_lifecycle_rules_hold(test_db: TestDatabase) {
     assert_eq!(invalid.field.as_deref(), Some("name"));
 
     let update = |request| Update {
-        actor: founder.clone(),
+        actor: operator.clone(),
         id: acme.id,
         request,
     };
@@ -207,7 +194,7 @@ async fn tenant_lifecycle_rules_hold(test_db: TestDatabase) {
     }
     let got = spine
         .execute(Get {
-            actor: founder.clone(),
+            actor: operator.clone(),
             id: acme.id,
         })
         .await
@@ -215,7 +202,7 @@ async fn tenant_lifecycle_rules_hold(test_db: TestDatabase) {
     assert_eq!(got.status, TenantStatus::Terminated);
     let missing = spine
         .execute(Get {
-            actor: founder,
+            actor: operator,
             id: uuid::Uuid::now_v7(),
         })
         .await
@@ -223,13 +210,13 @@ async fn tenant_lifecycle_rules_hold(test_db: TestDatabase) {
     assert_eq!(missing.code, ErrorCode::NotFound);
 }
 
-async fn tenant_list_pages_with_opaque_cursors(test_db: TestDatabase) {
-    let spine = spine_on(&test_db).await;
+async fn tenant_list_pages_with_opaque_cursors(test_db: &TestDatabase) {
+    let spine = spine_on(test_db).await;
     let mut created = Vec::new();
     for i in 0..5 {
         let t = spine
             .execute(Create {
-                actor: AuthContext::Founder,
+                actor: AuthContext::Operator,
                 request: CreateTenantRequest { name: format!("t{i}") },
             })
             .await
@@ -241,7 +228,7 @@ async fn tenant_list_pages_with_opaque_cursors(test_db: TestDatabase) {
     loop {
         let page = spine
             .execute(List {
-                actor: AuthContext::Founder,
+                actor: AuthContext::Operator,
                 limit: Some(2),
                 cursor,
             })
@@ -258,7 +245,7 @@ async fn tenant_list_pages_with_opaque_cursors(test_db: TestDatabase) {
     assert_eq!(seen, created);
     let bad = spine
         .execute(List {
-            actor: AuthContext::Founder,
+            actor: AuthContext::Operator,
             limit: Some(0),
             cursor: None,
         })

@@ -370,7 +370,7 @@ pub async fn put_policy(
     Ok(ok(spine
         .execute(ops::PutPolicy {
             actor: caller.0,
-            platform: false,
+            module: ops::PolicyModuleOf::Tenant,
             source: Some(body.into_inner().source),
         })
         .await?))
@@ -383,7 +383,7 @@ pub async fn delete_policy(spine: web::Data<Spine>, caller: Caller) -> Result<Ht
     spine
         .execute(ops::PutPolicy {
             actor: caller.0,
-            platform: false,
+            module: ops::PolicyModuleOf::Tenant,
             source: None,
         })
         .await?;
@@ -420,7 +420,7 @@ pub async fn put_platform_policy(
     Ok(ok(spine
         .execute(ops::PutPolicy {
             actor: caller.0,
-            platform: true,
+            module: ops::PolicyModuleOf::Platform,
             source: Some(body.into_inner().source),
         })
         .await?))
@@ -433,7 +433,7 @@ pub async fn delete_platform_policy(spine: web::Data<Spine>, caller: Caller) -> 
     spine
         .execute(ops::PutPolicy {
             actor: caller.0,
-            platform: true,
+            module: ops::PolicyModuleOf::Platform,
             source: None,
         })
         .await?;

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, get, post, web};
 use aos_schemas::killswitch::{FreezeRequest, KillSwitchOverview, KillSwitchQuery, KillSwitchState};
 use aos_schemas::{DataEnvelope, ErrorEnvelope};
 use aos_spine::Spine;
-use aos_spine::ops::killswitch::{Change, Status, Target};
+use aos_spine::ops::killswitch::{Action, Change, Status, Target};
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -16,14 +16,14 @@ async fn change(
     spine: &Spine,
     caller: Caller,
     target: Target,
-    freeze: bool,
+    action: Action,
     body: FreezeRequest,
 ) -> Result<HttpResponse, ApiError> {
     let state = spine
         .kill_switch_change(Change {
             actor: caller.0,
             target,
-            freeze,
+            action,
             request: body,
         })
         .await?;
@@ -43,7 +43,14 @@ pub async fn freeze_tenant(
     path: web::Path<Uuid>,
     body: OptionalJson<FreezeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    change(&spine, caller, Target::Tenant(path.into_inner()), true, body.0).await
+    change(
+        &spine,
+        caller,
+        Target::Tenant(path.into_inner()),
+        Action::Freeze,
+        body.0,
+    )
+    .await
 }
 
 #[utoipa::path(tag = "killswitch", security(("bearer" = [])), params(("tenant_id" = Uuid, Path)),
@@ -59,7 +66,7 @@ pub async fn unfreeze_tenant(
         &spine,
         caller,
         Target::Tenant(path.into_inner()),
-        false,
+        Action::Unfreeze,
         FreezeRequest::default(),
     )
     .await
@@ -77,7 +84,7 @@ pub async fn freeze_key(
     path: web::Path<Uuid>,
     body: OptionalJson<FreezeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    change(&spine, caller, Target::Key(path.into_inner()), true, body.0).await
+    change(&spine, caller, Target::Key(path.into_inner()), Action::Freeze, body.0).await
 }
 
 #[utoipa::path(tag = "killswitch", security(("bearer" = [])), params(("key_id" = Uuid, Path)),
@@ -93,7 +100,7 @@ pub async fn unfreeze_key(
         &spine,
         caller,
         Target::Key(path.into_inner()),
-        false,
+        Action::Unfreeze,
         FreezeRequest::default(),
     )
     .await

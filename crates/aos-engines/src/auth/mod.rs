@@ -36,7 +36,7 @@ use crate::tenants::{self, TenantStatus};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     /// The platform operator: acts on every tenant.
-    Founder,
+    Operator,
     /// A tenant user, from a verified JWT.
     Human {
         tenant_id: uuid::Uuid,
@@ -218,7 +218,7 @@ impl Authenticator {
             return Err(EngineError::Unauthenticated("malformed API key"));
         }
         if self.operator.verify(presented) {
-            return Ok(Principal::Founder);
+            return Ok(Principal::Operator);
         }
         if let Some(jwt) = &self.jwt
             && presented.bytes().filter(|b| *b == b'.').count() == 2

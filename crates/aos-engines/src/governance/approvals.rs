@@ -2,6 +2,7 @@
 //! conditional update on the PENDING row, so of any number of concurrent deciders exactly
 //! one wins; the others get a conflict.
 
+use aos_types::{AuditEventType, SubjectKind};
 use std::time::Duration;
 
 use aos_drivers::{Conn, DriverError, governance as db};
@@ -30,49 +31,72 @@ fn expiry(ttl: Duration) -> DbTime {
     DbTime::from(DbTime::now().get() + ttl)
 }
 
+/// What a new approval asks for.
+#[derive(Debug, Clone)]
+pub struct NewApproval<'a> {
+    /// Who asks (`user:<id>`, `key:<id>`), compared with the decider's.
+    pub requested_by: &'a str,
+    pub subject_type: &'a str,
+    pub subject_id: &'a str,
+    pub reason: Option<String>,
+    pub context: Value,
+    /// Until it expires.
+    pub ttl: Duration,
+}
+
+/// Approve or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Approve,
+    Deny,
+}
+
+/// Whether the requester may decide its own request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelfDecision {
+    Allowed,
+    Refused,
+}
+
+/// Who decides an approval, and why.
+#[derive(Debug, Clone)]
+pub struct Decider<'a> {
+    pub actor: &'a Actor,
+    /// `user:<id>` or `key:<id>`, stored as `decided_by`.
+    pub decided_by: &'a str,
+    pub reason: Option<String>,
+    pub own_requests: SelfDecision,
+}
+
 /// A new PENDING approval (and its `APPROVAL_REQUESTED` audit event).
-#[allow(clippy::too_many_arguments)]
 pub async fn create(
     conn: &mut Conn,
     tenant: uuid::Uuid,
     actor: &Actor,
-    requested_by: &str,
-    subject_type: &str,
-    subject_id: &str,
-    reason: Option<String>,
-    context: Value,
-    ttl: Duration,
+    new: NewApproval<'_>,
 ) -> EngineResult<ApprovalRow> {
     let mut pending = audit::Pending::default();
-    let row = create_deferred(
-        conn,
-        tenant,
-        actor,
-        requested_by,
-        (subject_type, subject_id),
-        reason,
-        context,
-        ttl,
-        &mut pending,
-    )
-    .await?;
+    let row = create_deferred(conn, tenant, actor, new, &mut pending).await?;
     pending.flush(conn, tenant).await?;
     Ok(row)
 }
 
 /// A new PENDING approval; its audit event goes into `pending`.
-#[allow(clippy::too_many_arguments)]
 pub async fn create_deferred(
     conn: &mut Conn,
     tenant: uuid::Uuid,
     actor: &Actor,
-    requested_by: &str,
-    (subject_type, subject_id): (&str, &str),
-    reason: Option<String>,
-    context: Value,
-    ttl: Duration,
+    new: NewApproval<'_>,
     pending: &mut audit::Pending,
 ) -> EngineResult<ApprovalRow> {
+    let NewApproval {
+        requested_by,
+        subject_type,
+        subject_id,
+        reason,
+        context,
+        ttl,
+    } = new;
     let row = ApprovalRow {
         id: DbUuid::new_v7(),
         tenant_id: tenant.into(),
@@ -92,31 +116,34 @@ pub async fn create_deferred(
     pending.push(
         actor,
         Event {
-            event_type: "APPROVAL_REQUESTED",
-            subject_type: "approval",
+            event_type: AuditEventType::ApprovalRequested,
+            subject_type: SubjectKind::Approval,
             subject_id: Some(row.id.to_string()),
             decision: Some("PENDING".into()),
             details: json!({"subject_type": row.subject_type, "subject_id": row.subject_id, "reason": row.reason,
                             "expires_at": row.expires_at.to_sortable_text()}),
-            ..Event::default()
+            policy_revision: None,
         },
     );
     Ok(row)
 }
 
-/// A request through the generic API: any subject type but the gateway's own.
-#[allow(clippy::too_many_arguments)]
+/// A request through the generic API: any subject type but the gateway's own. `context`
+/// is checked here (absent: an empty object).
 pub async fn create_generic(
     conn: &mut Conn,
     tenant: uuid::Uuid,
     actor: &Actor,
-    requested_by: &str,
-    subject_type: &str,
-    subject_id: &str,
-    reason: Option<String>,
-    context: Option<Value>,
-    ttl: Duration,
+    new: NewApproval<'_>,
 ) -> EngineResult<ApprovalRow> {
+    let NewApproval {
+        subject_type,
+        subject_id,
+        reason,
+        context,
+        ..
+    } = &new;
+    let context = if context.is_null() { json!({}) } else { context.clone() };
     let valid_type = (1..=100).contains(&subject_type.len())
         && subject_type
             .chars()
@@ -127,7 +154,7 @@ pub async fn create_generic(
             "must be 1 to 100 characters of letters, digits, _ . : -",
         ));
     }
-    if subject_type == TOOL_INVOCATION {
+    if *subject_type == TOOL_INVOCATION {
         return Err(EngineError::invalid(
             "subject_type",
             "mcp.tool_invocation approvals are created by the gateway when a policy requires one",
@@ -139,25 +166,13 @@ pub async fn create_generic(
     if reason.as_deref().is_some_and(|r| r.chars().count() > 2000) {
         return Err(EngineError::invalid("reason", "must be at most 2000 characters"));
     }
-    let context = context.unwrap_or_else(|| json!({}));
     if !context.is_object() || context.to_string().len() > MAX_CONTEXT_BYTES {
         return Err(EngineError::invalid(
             "context",
             "must be a JSON object of at most 64 KiB",
         ));
     }
-    create(
-        conn,
-        tenant,
-        actor,
-        requested_by,
-        subject_type,
-        subject_id,
-        reason,
-        context,
-        ttl,
-    )
-    .await
+    create(conn, tenant, actor, NewApproval { context, ..new }).await
 }
 
 pub async fn get(conn: &mut Conn, tenant: uuid::Uuid, id: uuid::Uuid) -> EngineResult<ApprovalRow> {
@@ -186,18 +201,21 @@ pub async fn list(
 }
 
 /// Approves or denies a PENDING approval (with its audit event). The requester may not
-/// decide its own request unless `allow_self`. Anything but PENDING is a conflict.
-#[allow(clippy::too_many_arguments)]
+/// decide its own request unless the decider's `own_requests` allows it. Anything but
+/// PENDING is a conflict.
 pub async fn decide(
     conn: &mut Conn,
     tenant: uuid::Uuid,
     id: uuid::Uuid,
-    approve: bool,
-    actor: &Actor,
-    decided_by: &str,
-    reason: Option<String>,
-    allow_self: bool,
+    verdict: Verdict,
+    decider: Decider<'_>,
 ) -> EngineResult<ApprovalRow> {
+    let Decider {
+        actor,
+        decided_by,
+        reason,
+        own_requests,
+    } = decider;
     if reason.as_deref().is_some_and(|r| r.chars().count() > 2000) {
         return Err(EngineError::invalid("reason", "must be at most 2000 characters"));
     }
@@ -215,15 +233,14 @@ pub async fn decide(
             )));
         }
     }
-    if !allow_self && current.requested_by == decided_by {
+    if own_requests == SelfDecision::Refused && current.requested_by == decided_by {
         return Err(EngineError::Forbidden(
             "the requester cannot decide its own approval".into(),
         ));
     }
-    let status = if approve {
-        ApprovalStatus::Approved
-    } else {
-        ApprovalStatus::Denied
+    let status = match verdict {
+        Verdict::Approve => ApprovalStatus::Approved,
+        Verdict::Deny => ApprovalStatus::Denied,
     };
     let decided = db::decide_approval(
         conn,
@@ -241,13 +258,16 @@ pub async fn decide(
         tenant,
         actor,
         Event {
-            event_type: if approve { "APPROVAL_GRANTED" } else { "APPROVAL_DENIED" },
-            subject_type: "approval",
+            event_type: match verdict {
+                Verdict::Approve => AuditEventType::ApprovalGranted,
+                Verdict::Deny => AuditEventType::ApprovalDenied,
+            },
+            subject_type: SubjectKind::Approval,
             subject_id: Some(decided.id.to_string()),
             decision: Some(status.as_str().into()),
             details: json!({"subject_type": decided.subject_type, "subject_id": decided.subject_id,
                             "reason": decided.decision_reason}),
-            ..Event::default()
+            policy_revision: None,
         },
     )
     .await?;
@@ -264,12 +284,12 @@ pub async fn expire_due(conn: &mut Conn, limit: i64) -> EngineResult<Vec<Approva
             row.tenant_id.into(),
             &Actor::system("approval-sweeper"),
             Event {
-                event_type: "APPROVAL_EXPIRED",
-                subject_type: "approval",
+                event_type: AuditEventType::ApprovalExpired,
+                subject_type: SubjectKind::Approval,
                 subject_id: Some(row.id.to_string()),
                 decision: Some("EXPIRED".into()),
                 details: json!({"subject_type": row.subject_type, "subject_id": row.subject_id}),
-                ..Event::default()
+                policy_revision: None,
             },
         )
         .await?;

@@ -10,6 +10,7 @@
 use aos_drivers::{Conn, governance as db};
 pub use aos_models::governance::AuditEventRow;
 use aos_models::{DbJson, DbTime, DbUuid};
+use aos_types::{ActorKind, AuditEventType, SubjectKind};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -23,26 +24,29 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// Who caused an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    /// `machine` (an API key), `human` (a JWT user), `founder` (the operator), `system`.
-    pub kind: String,
+    pub kind: ActorKind,
     pub id: Option<String>,
 }
 
 impl Actor {
     pub fn system(what: &str) -> Self {
         Self {
-            kind: "system".into(),
+            kind: ActorKind::System,
             id: Some(what.into()),
         }
+    }
+
+    /// Who, as stored in `created_by`/`changed_by` columns: the id, else the kind.
+    pub fn name(&self) -> String {
+        self.id.clone().unwrap_or_else(|| self.kind.as_str().to_owned())
     }
 }
 
 /// What happened.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Event {
-    /// e.g. `TOOL_INVOCATION_REQUESTED`.
-    pub event_type: &'static str,
-    pub subject_type: &'static str,
+    pub event_type: AuditEventType,
+    pub subject_type: SubjectKind,
     pub subject_id: Option<String>,
     pub decision: Option<String>,
     pub policy_revision: Option<String>,
@@ -109,10 +113,10 @@ pub async fn append_all(
             tenant_id: tenant.into(),
             seq,
             occurred_at: now,
-            actor_type: actor.kind,
+            actor_type: actor.kind.as_str().to_owned(),
             actor_id: actor.id,
-            event_type: event.event_type.to_owned(),
-            subject_type: event.subject_type.to_owned(),
+            event_type: event.event_type.as_str().to_owned(),
+            subject_type: event.subject_type.as_str().to_owned(),
             subject_id: event.subject_id,
             decision: event.decision,
             policy_revision: event.policy_revision,

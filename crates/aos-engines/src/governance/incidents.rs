@@ -5,6 +5,7 @@ use aos_drivers::{Conn, DriverError, governance as db};
 use aos_models::governance::IncidentRow;
 use aos_models::mcp::RiskLevel;
 use aos_models::{DbJson, DbTime, DbUuid};
+use aos_types::{AuditEventType, SubjectKind};
 use serde_json::{Value, json};
 
 use super::audit::{self, Actor, Event};
@@ -67,13 +68,14 @@ pub async fn open_deferred(
     pending.push(
         actor,
         Event {
-            event_type: "INCIDENT_OPENED",
-            subject_type: "incident",
+            event_type: AuditEventType::IncidentOpened,
+            subject_type: SubjectKind::Incident,
             subject_id: Some(row.id.to_string()),
             details: json!({"kind": row.kind, "severity": row.severity, "title": row.title,
                             "invocation_id": row.invocation_id.map(|i| i.to_string()),
                             "tool_id": row.tool_id.map(|i| i.to_string())}),
-            ..Event::default()
+            decision: None,
+            policy_revision: None,
         },
     );
     Ok(row)
@@ -127,11 +129,12 @@ pub async fn resolve(
         tenant,
         actor,
         Event {
-            event_type: "INCIDENT_RESOLVED",
-            subject_type: "incident",
+            event_type: AuditEventType::IncidentResolved,
+            subject_type: SubjectKind::Incident,
             subject_id: Some(row.id.to_string()),
             details: json!({"resolution": row.resolution}),
-            ..Event::default()
+            decision: None,
+            policy_revision: None,
         },
     )
     .await?;

@@ -9,6 +9,7 @@ pub mod settings;
 
 use aos_drivers::{Conn, governance as db};
 use aos_models::{DbTime, DbUuid};
+use aos_types::{AuditEventType, SubjectKind};
 
 pub use aos_models::governance::{PLATFORM_OWNER, PolicyModuleRow as PolicyModule};
 
@@ -56,7 +57,7 @@ pub async fn put_module(
                 owner: owner.clone(),
                 source: source.to_owned(),
                 revision,
-                created_by: actor.id.clone().unwrap_or_else(|| actor.kind.clone()),
+                created_by: actor.name(),
                 created_at: now,
                 retired_at: None,
             })
@@ -71,14 +72,15 @@ pub async fn put_module(
             actor,
             audit::Event {
                 event_type: if stored.is_some() {
-                    "POLICY_UPDATED"
+                    AuditEventType::PolicyUpdated
                 } else {
-                    "POLICY_REMOVED"
+                    AuditEventType::PolicyRemoved
                 },
-                subject_type: "policy",
+                subject_type: SubjectKind::Policy,
                 subject_id: Some(package.to_owned()),
                 policy_revision: stored.as_ref().map(|m| m.revision.clone()),
-                ..audit::Event::default()
+                decision: None,
+                details: serde_json::Value::Null,
             },
         )
         .await?;

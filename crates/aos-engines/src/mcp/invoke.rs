@@ -14,6 +14,7 @@
 //! An approval of a gated call runs [`admit_approved`] (the approval's transition plus
 //! steps 4's ALLOWED and STARTED), then 5 and 6.
 
+use aos_types::{AuditEventType, SubjectKind};
 use std::time::{Duration, Instant};
 
 use aos_drivers::{Conn, DriverError, governance as gov_db, mcp as db};
@@ -247,7 +248,6 @@ fn decision_details(decision: &Decision, invocation_id: DbUuid) -> Value {
 }
 
 /// Step 4: records the request and the decision (one write transaction).
-#[allow(clippy::too_many_arguments)]
 pub async fn admit(
     conn: &mut Conn,
     tenant: uuid::Uuid,
@@ -266,13 +266,14 @@ pub async fn admit(
     pending.push(
         &caller.actor,
         Event {
-            event_type: "TOOL_INVOCATION_REQUESTED",
-            subject_type: "mcp_tool",
+            event_type: AuditEventType::ToolInvocationRequested,
+            subject_type: SubjectKind::McpTool,
             subject_id: subject(tool),
             details: json!({"invocation_id": invocation_id.to_string(), "server_id": server.id.to_string(),
                             "tool": tool.name, "input_hash": input_hash, "run_id": request.run_id,
                             "step_index": request.step_index, "trace_id": request.trace_id}),
-            ..Event::default()
+            decision: None,
+            policy_revision: None,
         },
     );
     let mut incident = None;
@@ -280,8 +281,8 @@ pub async fn admit(
         pending.push(
             &caller.actor,
             Event {
-                event_type: "POLICY_ERROR",
-                subject_type: "mcp_tool",
+                event_type: AuditEventType::PolicyError,
+                subject_type: SubjectKind::McpTool,
                 subject_id: subject(tool),
                 decision: Some("blocked".into()),
                 policy_revision: revision.clone(),
@@ -340,8 +341,8 @@ pub async fn admit(
             pending.push(
                 &caller.actor,
                 Event {
-                    event_type: "TOOL_INVOCATION_DENIED",
-                    subject_type: "mcp_tool",
+                    event_type: AuditEventType::ToolInvocationDenied,
+                    subject_type: SubjectKind::McpTool,
                     subject_id: subject(tool),
                     decision: Some("blocked".into()),
                     policy_revision: revision,
@@ -363,30 +364,28 @@ pub async fn admit(
             db::insert_invocation(conn, &row).await?;
         }
         Outcome::RequireApproval => {
-            let created = approvals::create_deferred(
-                conn,
-                tenant,
-                &caller.actor,
-                &caller.principal,
-                (TOOL_INVOCATION, &invocation_id.to_string()),
-                Some(decision.reasons.join("; ")),
-                json!({"invocation_id": invocation_id.to_string(), "server_id": server.id.to_string(),
+            let subject_id = invocation_id.to_string();
+            let new = approvals::NewApproval {
+                requested_by: &caller.principal,
+                subject_type: TOOL_INVOCATION,
+                subject_id: &subject_id,
+                reason: Some(decision.reasons.join("; ")),
+                context: json!({"invocation_id": invocation_id.to_string(), "server_id": server.id.to_string(),
                        "server_name": server.name, "tool_id": tool.id.to_string(), "tool_name": tool.name,
                        "tool_hash": tool.tool_hash, "risk_level": tool.risk().as_str(), "input": request.input,
                        "run_id": request.run_id, "trace_id": request.trace_id,
                        "decision_id": decision.decision_id, "policy_id": decision.policy_id}),
-                approval_ttl,
-                &mut pending,
-            )
-            .await?;
+                ttl: approval_ttl,
+            };
+            let created = approvals::create_deferred(conn, tenant, &caller.actor, new, &mut pending).await?;
             row.status = InvocationStatus::PendingApproval.as_str().into();
             row.approval_id = Some(created.id);
             db::insert_invocation(conn, &row).await?;
             pending.push(
                 &caller.actor,
                 Event {
-                    event_type: "TOOL_INVOCATION_PENDING_APPROVAL",
-                    subject_type: "mcp_tool",
+                    event_type: AuditEventType::ToolInvocationPendingApproval,
+                    subject_type: SubjectKind::McpTool,
                     subject_id: subject(tool),
                     decision: Some("pending_approval".into()),
                     policy_revision: revision,
@@ -400,8 +399,8 @@ pub async fn admit(
             pending.push(
                 &caller.actor,
                 Event {
-                    event_type: "TOOL_INVOCATION_ALLOWED",
-                    subject_type: "mcp_tool",
+                    event_type: AuditEventType::ToolInvocationAllowed,
+                    subject_type: SubjectKind::McpTool,
                     subject_id: subject(tool),
                     decision: Some(decision.label().into()),
                     policy_revision: revision,
@@ -426,11 +425,12 @@ fn started(pending: &mut audit::Pending, actor: &Actor, tool: &Tool, invocation:
     pending.push(
         actor,
         Event {
-            event_type: "TOOL_INVOCATION_STARTED",
-            subject_type: "mcp_tool",
+            event_type: AuditEventType::ToolInvocationStarted,
+            subject_type: SubjectKind::McpTool,
             subject_id: subject(tool),
             details: json!({"invocation_id": invocation.to_string()}),
-            ..Event::default()
+            decision: None,
+            policy_revision: None,
         },
     );
 }
@@ -562,11 +562,11 @@ pub async fn record_outcome(
         actor,
         Event {
             event_type: if success {
-                "TOOL_INVOCATION_COMPLETED"
+                AuditEventType::ToolInvocationCompleted
             } else {
-                "TOOL_INVOCATION_FAILED"
+                AuditEventType::ToolInvocationFailed
             },
-            subject_type: "mcp_tool",
+            subject_type: SubjectKind::McpTool,
             subject_id: Some(current.tool_id.to_string()),
             decision: current.policy_decision.clone(),
             policy_revision: current.policy_revision.clone(),
@@ -667,8 +667,8 @@ async fn block(
     pending.push(
         actor,
         Event {
-            event_type: "TOOL_INVOCATION_DENIED",
-            subject_type: "mcp_tool",
+            event_type: AuditEventType::ToolInvocationDenied,
+            subject_type: SubjectKind::McpTool,
             subject_id: Some(invocation.tool_id.to_string()),
             decision: Some("blocked".into()),
             policy_revision: invocation.policy_revision.clone(),
@@ -697,18 +697,15 @@ fn pending_invocation(approval: &Approval) -> Option<uuid::Uuid> {
 /// Approves (one write transaction). For a gated tool call the winner re-checks the tool
 /// (still enabled, not quarantined, the same definition hash as when requested) and
 /// either admits the call (ALLOWED, STARTED) or blocks it.
-#[allow(clippy::too_many_arguments)]
 pub async fn admit_approved(
     conn: &mut Conn,
     runtime: &McpRuntime,
     tenant: uuid::Uuid,
     approval_id: uuid::Uuid,
-    actor: &Actor,
-    decided_by: &str,
-    reason: Option<String>,
-    allow_self: bool,
+    decider: approvals::Decider<'_>,
 ) -> EngineResult<Approved> {
-    let approval = approvals::decide(conn, tenant, approval_id, true, actor, decided_by, reason, allow_self).await?;
+    let actor = decider.actor;
+    let approval = approvals::decide(conn, tenant, approval_id, approvals::Verdict::Approve, decider).await?;
     let Some(invocation_id) = pending_invocation(&approval) else {
         return Ok(Approved::Recorded(approval));
     };
@@ -752,8 +749,8 @@ pub async fn admit_approved(
     pending.push(
         actor,
         Event {
-            event_type: "TOOL_INVOCATION_ALLOWED",
-            subject_type: "mcp_tool",
+            event_type: AuditEventType::ToolInvocationAllowed,
+            subject_type: SubjectKind::McpTool,
             subject_id: Some(tool.id.to_string()),
             decision: Some("approved".into()),
             policy_revision: invocation.policy_revision.clone(),
@@ -788,12 +785,10 @@ pub async fn deny_approval(
     conn: &mut Conn,
     tenant: uuid::Uuid,
     approval_id: uuid::Uuid,
-    actor: &Actor,
-    decided_by: &str,
-    reason: Option<String>,
-    allow_self: bool,
+    decider: approvals::Decider<'_>,
 ) -> EngineResult<(Approval, Option<Invocation>)> {
-    let approval = approvals::decide(conn, tenant, approval_id, false, actor, decided_by, reason, allow_self).await?;
+    let actor = decider.actor;
+    let approval = approvals::decide(conn, tenant, approval_id, approvals::Verdict::Deny, decider).await?;
     let Some(invocation_id) = pending_invocation(&approval) else {
         return Ok((approval, None));
     };

@@ -2,6 +2,7 @@
 //! separate functions so that no transaction is ever held open across a call to a
 //! customer's server; the spine sequences them.
 
+use aos_types::{AuditEventType, SubjectKind};
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
@@ -123,8 +124,8 @@ pub async fn audit_change(
     conn: &mut Conn,
     tenant: uuid::Uuid,
     actor: &Actor,
-    event_type: &'static str,
-    subject_type: &'static str,
+    event_type: AuditEventType,
+    subject_type: SubjectKind,
     subject_id: String,
     details: Value,
 ) -> EngineResult<()> {
@@ -137,7 +138,8 @@ pub async fn audit_change(
             subject_type,
             subject_id: Some(subject_id),
             details,
-            ..Event::default()
+            decision: None,
+            policy_revision: None,
         },
     )
     .await?;
@@ -236,7 +238,6 @@ fn valid_tool_name(name: &str) -> bool {
 /// requires_approval) kept. New tools start enabled (their definition approved) only up
 /// to the tenant's `auto_enable_max_risk`. A tool whose approved definition changed is
 /// quarantined, with an incident and an audit event. Signs a manifest of the result.
-#[allow(clippy::too_many_arguments)]
 pub async fn apply_discovery(
     conn: &mut Conn,
     tenant: uuid::Uuid,
@@ -433,13 +434,13 @@ async fn quarantine(
         tenant,
         actor,
         Event {
-            event_type: "TOOL_QUARANTINED",
-            subject_type: "mcp_tool",
+            event_type: AuditEventType::ToolQuarantined,
+            subject_type: SubjectKind::McpTool,
             subject_id: Some(after.id.to_string()),
             decision: Some("quarantined".into()),
             details: serde_json::json!({"server_id": server.id.to_string(), "tool": after.name,
                 "approved_hash": before.approved_hash, "new_hash": after.tool_hash}),
-            ..Event::default()
+            policy_revision: None,
         },
     )
     .await?;
@@ -621,16 +622,16 @@ pub async fn set_enabled(
         enabled,
         tool.quarantined || (tool.approved_hash.is_some() && !tool.pinned()),
     ) {
-        (true, true) => "TOOL_DEFINITION_APPROVED",
-        (true, false) => "TOOL_ENABLED",
-        (false, _) => "TOOL_DISABLED",
+        (true, true) => AuditEventType::ToolDefinitionApproved,
+        (true, false) => AuditEventType::ToolEnabled,
+        (false, _) => AuditEventType::ToolDisabled,
     };
     audit_change(
         conn,
         tenant,
         actor,
         event_type,
-        "mcp_tool",
+        SubjectKind::McpTool,
         tool.id.to_string(),
         serde_json::json!({"server_id": server_id.to_string(), "tool": tool.name, "tool_hash": tool.tool_hash}),
     )
@@ -638,19 +639,28 @@ pub async fn set_enabled(
     Ok(updated)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// An admin's risk decision for a tool.
+#[derive(Debug, Clone, Copy)]
+pub struct RiskChoice {
+    pub level: RiskLevel,
+    /// `None` leaves the tool's `requires_approval` as it is.
+    pub requires_approval: Option<bool>,
+}
+
 /// Sets a tool's risk level (and optionally whether it needs approval) as an explicit
 /// admin choice: rediscovery no longer recomputes it.
 pub async fn set_risk(
     conn: &mut Conn,
     tenant: uuid::Uuid,
-    server_id: uuid::Uuid,
-    tool_id: uuid::Uuid,
-    level: RiskLevel,
-    requires_approval: Option<bool>,
-    by: &str,
+    (server_id, tool_id): (uuid::Uuid, uuid::Uuid),
+    choice: RiskChoice,
     actor: &Actor,
 ) -> EngineResult<Tool> {
+    let RiskChoice {
+        level,
+        requires_approval,
+    } = choice;
+    let by = actor.name();
     get_live_server(conn, tenant, server_id).await?;
     let tool = get_tool(conn, tenant, server_id, tool_id).await?;
     let changes = McpToolChanges {
@@ -666,8 +676,8 @@ pub async fn set_risk(
         conn,
         tenant,
         actor,
-        "TOOL_RISK_CHANGED",
-        "mcp_tool",
+        AuditEventType::ToolRiskChanged,
+        SubjectKind::McpTool,
         tool.id.to_string(),
         serde_json::json!({"from": tool.risk_level, "to": level.as_str(),
                            "requires_approval": updated.requires_approval}),

@@ -27,7 +27,7 @@ impl Target {
         match self {
             Self::Own => actor.tenant_with(Scope::Admin),
             Self::Tenant(id) => {
-                actor.require_founder()?;
+                actor.require_operator()?;
                 Ok(id)
             }
         }
@@ -156,7 +156,7 @@ impl Operation for RevokeAny {
 
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
-            self.actor.require_founder()?;
+            self.actor.require_operator()?;
             let row = keys::revoke(cx.conn, None, self.id).await?;
             cx.after_commit(Effect::CredentialsChanged);
             tracing::info!(key_id = %row.id, tenant_id = %row.tenant_id, "API key revoked by the operator");

@@ -1,5 +1,6 @@
 //! Governed invocation, approvals, the audit chain, incidents, policy and manifests.
 
+use aos_types::{AuditEventType, SubjectKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,19 +104,30 @@ fn incident_to_api(i: Incident) -> api::Incident {
     }
 }
 
+/// A call that passed admission: what to send, and where.
+struct AdmittedCall<'a> {
+    invocation_id: Uuid,
+    target: &'a aos_engines::mcp::client::Target,
+    tool_name: &'a str,
+    arguments: serde_json::Map<String, Value>,
+    limits: invoke::CallLimits,
+}
+
 /// Runs an admitted call and records its outcome (the network step outside any
 /// transaction).
-#[allow(clippy::too_many_arguments)]
 async fn run_admitted(
     cx: &WorkflowContext,
     tenant: Uuid,
     actor: &aos_engines::governance::audit::Actor,
-    invocation_id: Uuid,
-    target: &aos_engines::mcp::client::Target,
-    tool_name: &str,
-    arguments: serde_json::Map<String, Value>,
-    limits: invoke::CallLimits,
+    call: AdmittedCall<'_>,
 ) -> SpineResult<api::InvocationResult> {
+    let AdmittedCall {
+        invocation_id,
+        target,
+        tool_name,
+        arguments,
+        limits,
+    } = call;
     let execution: Execution = invoke::execute(cx.mcp(), target, tool_name, arguments, limits).await;
     let output = execution.output.clone();
     let actor = actor.clone();
@@ -186,17 +198,14 @@ impl Workflow for Invoke {
             if admission.invocation.status != "RUNNING" {
                 return Ok(result_to_api(admission.invocation, None));
             }
-            run_admitted(
-                &cx,
-                tenant,
-                &caller.actor,
-                admission.invocation.id.into(),
-                &target,
-                &tool_name,
+            let call = AdmittedCall {
+                invocation_id: admission.invocation.id.into(),
+                target: &target,
+                tool_name: &tool_name,
                 arguments,
                 limits,
-            )
-            .await
+            };
+            run_admitted(&cx, tenant, &caller.actor, call).await
         })
     }
 }
@@ -220,15 +229,18 @@ impl Workflow for Approve {
             let actor = self.actor.audit_actor();
             let by = self.actor.actor();
             let (mcp, id, reason) = (Arc::clone(cx.mcp()), self.approval_id, self.request.reason);
-            let allow_self = cx.approvals().allow_self_approval;
+            let own_requests = self_decision(cx.approvals());
             let audit_actor = actor.clone();
             let approved = cx
                 .write(move |conn| {
                     Box::pin(async move {
-                        Ok(
-                            invoke::admit_approved(conn, &mcp, tenant, id, &audit_actor, &by, reason, allow_self)
-                                .await?,
-                        )
+                        let decider = approvals::Decider {
+                            actor: &audit_actor,
+                            decided_by: &by,
+                            reason,
+                            own_requests,
+                        };
+                        Ok(invoke::admit_approved(conn, &mcp, tenant, id, decider).await?)
                     })
                 })
                 .await?;
@@ -243,17 +255,14 @@ impl Workflow for Approve {
                 }),
                 Approved::Run(run) => {
                     let run = *run;
-                    let invocation = run_admitted(
-                        &cx,
-                        tenant,
-                        &actor,
-                        run.invocation.id.into(),
-                        &run.target,
-                        &run.tool_name,
-                        run.arguments,
-                        run.limits,
-                    )
-                    .await?;
+                    let call = AdmittedCall {
+                        invocation_id: run.invocation.id.into(),
+                        target: &run.target,
+                        tool_name: &run.tool_name,
+                        arguments: run.arguments,
+                        limits: run.limits,
+                    };
+                    let invocation = run_admitted(&cx, tenant, &actor, call).await?;
                     Ok(api::ApprovalDecision {
                         approval: approval_to_api(run.approval),
                         invocation: Some(invocation),
@@ -279,16 +288,14 @@ impl Operation for Deny {
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::ApprovalsDecide)?;
-            let (approval, invocation) = invoke::deny_approval(
-                cx.conn,
-                tenant,
-                self.approval_id,
-                &self.actor.audit_actor(),
-                &self.actor.actor(),
-                self.request.reason,
-                cx.shared.approvals.allow_self_approval,
-            )
-            .await?;
+            let (actor, by) = (self.actor.audit_actor(), self.actor.actor());
+            let decider = approvals::Decider {
+                actor: &actor,
+                decided_by: &by,
+                reason: self.request.reason,
+                own_requests: self_decision(&cx.shared.approvals),
+            };
+            let (approval, invocation) = invoke::deny_approval(cx.conn, tenant, self.approval_id, decider).await?;
             Ok(api::ApprovalDecision {
                 approval: approval_to_api(approval),
                 invocation: invocation.map(|i| result_to_api(i, None)),
@@ -320,20 +327,27 @@ impl Operation for CreateApproval {
                     return Err(EngineError::invalid("ttl_secs", "must be between 60 and 2592000").into());
                 }
             };
-            let row = approvals::create_generic(
-                cx.conn,
-                tenant,
-                &self.actor.audit_actor(),
-                &self.actor.actor(),
-                self.request.subject_type.trim(),
-                &self.request.subject_id,
-                self.request.reason,
-                self.request.context,
-                Duration::from_secs(ttl),
-            )
-            .await?;
+            let requested_by = self.actor.actor();
+            let new = approvals::NewApproval {
+                requested_by: &requested_by,
+                subject_type: self.request.subject_type.trim(),
+                subject_id: &self.request.subject_id,
+                reason: self.request.reason,
+                context: self.request.context.unwrap_or(Value::Null),
+                ttl: Duration::from_secs(ttl),
+            };
+            let row = approvals::create_generic(cx.conn, tenant, &self.actor.audit_actor(), new).await?;
             Ok(approval_to_api(row))
         })
+    }
+}
+
+/// The operator's `approvals.allow_self_approval`, as the engine's rule.
+fn self_decision(settings: &crate::config::ApprovalSettings) -> approvals::SelfDecision {
+    if settings.allow_self_approval {
+        approvals::SelfDecision::Allowed
+    } else {
+        approvals::SelfDecision::Refused
     }
 }
 
@@ -662,10 +676,19 @@ fn refuse_under_opa(cx: &OperationContext<'_>) -> SpineResult<()> {
 
 /// `policy.put_tenant` / `policy.put_platform` / deletes: validates a module before it
 /// is stored; `source: None` removes the active one.
+/// Which policy module a [`PutPolicy`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyModuleOf {
+    /// The caller's tenant's module (`package aos.tenant`).
+    Tenant,
+    /// The platform module (`package aos.platform`), the operator's.
+    Platform,
+}
+
 pub struct PutPolicy {
     pub actor: AuthContext,
-    /// False: the caller's tenant module; true: the platform module (operator only).
-    pub platform: bool,
+    pub module: PolicyModuleOf,
+    /// `None` removes the active module.
     pub source: Option<String>,
 }
 
@@ -676,17 +699,17 @@ impl Operation for PutPolicy {
 
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
-            let tenant = if self.platform {
-                self.actor.require_founder()?;
-                None
-            } else {
-                Some(self.actor.tenant_with(Scope::McpAdmin)?)
+            let tenant = match self.module {
+                PolicyModuleOf::Platform => {
+                    self.actor.require_operator()?;
+                    None
+                }
+                PolicyModuleOf::Tenant => Some(self.actor.tenant_with(Scope::McpAdmin)?),
             };
             refuse_under_opa(&cx)?;
-            let package = if self.platform {
-                PLATFORM_PACKAGE
-            } else {
-                TENANT_PACKAGE
+            let package = match self.module {
+                PolicyModuleOf::Platform => PLATFORM_PACKAGE,
+                PolicyModuleOf::Tenant => TENANT_PACKAGE,
             };
             let stored = aos_engines::governance::put_module(
                 cx.conn,
@@ -728,11 +751,12 @@ impl Operation for UpdateSettings {
                 tenant,
                 &self.actor.audit_actor(),
                 audit::Event {
-                    event_type: "GOVERNANCE_SETTINGS_CHANGED",
-                    subject_type: "tenant",
+                    event_type: AuditEventType::GovernanceSettingsChanged,
+                    subject_type: SubjectKind::Tenant,
                     subject_id: Some(tenant.to_string()),
                     details: updated.to_json(),
-                    ..audit::Event::default()
+                    decision: None,
+                    policy_revision: None,
                 },
             )
             .await?;

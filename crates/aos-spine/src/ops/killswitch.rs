@@ -8,6 +8,7 @@ use aos_engines::governance::audit::{self, AuditFilter};
 use aos_engines::killswitch::{self, Entity, StateRow as KillSwitchRow};
 use aos_schemas::ErrorCode;
 use aos_schemas::killswitch as api;
+use aos_types::AuditEventType;
 use uuid::Uuid;
 
 use crate::context::AuthContext;
@@ -22,11 +23,18 @@ pub enum Target {
     Key(Uuid),
 }
 
-/// `killswitch.freeze` / `killswitch.unfreeze`.
+/// What a [`Change`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Freeze,
+    Unfreeze,
+}
+
+/// `killswitch.change`: freezes or unfreezes a tenant or a key.
 pub struct Change {
     pub actor: AuthContext,
     pub target: Target,
-    pub freeze: bool,
+    pub action: Action,
     pub request: api::FreezeRequest,
 }
 
@@ -45,7 +53,7 @@ fn to_api(row: &KillSwitchRow) -> api::KillSwitchState {
 /// The tenant an admin caller may act on (`None` for the operator: any).
 fn scope_of(actor: &AuthContext) -> Result<Option<Uuid>, SpineError> {
     match actor {
-        AuthContext::Founder => Ok(None),
+        AuthContext::Operator => Ok(None),
         _ => actor.tenant_with(Scope::Admin).map(Some),
     }
 }
@@ -69,7 +77,7 @@ impl Operation for Change {
                 Target::Key(id) => (killswitch::key_tenant(cx.conn, allowed, id).await?, Entity::Key(id)),
             };
             let actor = self.actor.audit_actor();
-            let row = if self.freeze {
+            let row = if self.action == Action::Freeze {
                 killswitch::freeze(cx.conn, tenant, entity, self.request.reason, &actor).await?
             } else {
                 // A frozen key cannot lift freezes (a runaway agent must not free itself).
@@ -81,7 +89,7 @@ impl Operation for Change {
                         "this API key is frozen; another admin or the operator must unfreeze",
                     ));
                 }
-                let by_operator = matches!(self.actor, AuthContext::Founder);
+                let by_operator = matches!(self.actor, AuthContext::Operator);
                 killswitch::unfreeze(cx.conn, tenant, entity, &actor, by_operator).await?
             };
             cx.after_commit(Effect::KillSwitch(row.clone()));
@@ -107,14 +115,14 @@ impl Operation for Status {
                 self.query.tenant_id,
                 &[Scope::Admin, Scope::ProxyInvoke, Scope::McpInvoke],
             )?;
-            if matches!(self.actor, AuthContext::Founder) {
+            if matches!(self.actor, AuthContext::Operator) {
                 aos_engines::tenants::get(cx.conn, tenant).await?;
             }
             let rows = killswitch::states(cx.conn, tenant).await?;
             let mut history = Vec::new();
-            for event_type in ["KILLSWITCH_FROZEN", "KILLSWITCH_UNFROZEN"] {
+            for event_type in [AuditEventType::KillSwitchFrozen, AuditEventType::KillSwitchUnfrozen] {
                 let filter = AuditFilter {
-                    event_type: Some(event_type.to_owned()),
+                    event_type: Some(event_type.as_str().to_owned()),
                     ..AuditFilter::default()
                 };
                 let (events, _) = audit::list(cx.conn, tenant, &filter, 0, 500).await?;
@@ -143,16 +151,11 @@ impl Spine {
         let row = self.execute(change).await?;
         Ok(to_api(&row))
     }
-
-    /// Refuses a caller whose tenant or key is frozen (423 `kill_switch_active`).
-    pub fn kill_switch_check(&self, actor: &AuthContext) -> Result<(), SpineError> {
-        check(&self.shared().kill_switch, actor)
-    }
 }
 
 pub(crate) fn check(switch: &killswitch::KillSwitch, actor: &AuthContext) -> Result<(), SpineError> {
     let (tenant, key) = match actor {
-        AuthContext::Founder => return Ok(()),
+        AuthContext::Operator => return Ok(()),
         AuthContext::Machine { tenant_id, key_id, .. } => (*tenant_id, Some(*key_id)),
         AuthContext::Human { tenant_id, .. } | AuthContext::Integration { tenant_id, .. } => (*tenant_id, None),
     };

@@ -7,6 +7,7 @@ use aos_engines::mcp::registry::{Invocation, Server, Tool};
 use aos_engines::mcp::risk::RiskLevel;
 use aos_schemas::mcp as api;
 use aos_schemas::{ListEnvelope, ListMeta};
+use aos_types::{AuditEventType, SubjectKind};
 use uuid::Uuid;
 
 use crate::context::AuthContext;
@@ -234,8 +235,8 @@ impl Workflow for Register {
                             conn,
                             tenant,
                             &audit_actor,
-                            "MCP_SERVER_REGISTERED",
-                            "mcp_server",
+                            AuditEventType::McpServerRegistered,
+                            SubjectKind::McpServer,
                             server.id.to_string(),
                             serde_json::json!({"name": server.name, "url": server.url, "transport": server.transport}),
                         )
@@ -405,8 +406,8 @@ impl Operation for Delete {
                 cx.conn,
                 tenant,
                 &self.actor.audit_actor(),
-                "MCP_SERVER_DELETED",
-                "mcp_server",
+                AuditEventType::McpServerDeleted,
+                SubjectKind::McpServer,
                 server.id.to_string(),
                 serde_json::json!({"name": server.name}),
             )
@@ -500,16 +501,15 @@ impl Operation for SetToolRisk {
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::McpAdmin)?;
-            let level = risk_from_api(self.request.risk_level);
-            let by = self.actor.actor();
+            let choice = engine::RiskChoice {
+                level: risk_from_api(self.request.risk_level),
+                requires_approval: self.request.requires_approval,
+            };
             let tool = engine::set_risk(
                 cx.conn,
                 tenant,
-                self.server_id,
-                self.tool_id,
-                level,
-                self.request.requires_approval,
-                &by,
+                (self.server_id, self.tool_id),
+                choice,
                 &self.actor.audit_actor(),
             )
             .await?;

@@ -601,13 +601,15 @@ async fn run(
             status,
             body: ProxyBody::Stream(pump(
                 Arc::clone(&shared),
-                actor,
-                ledger,
-                route,
-                response,
-                wants_usage,
-                reservation,
-                body,
+                Streamed {
+                    actor,
+                    ledger,
+                    route,
+                    response,
+                    wants_usage,
+                    reservation,
+                    request: body,
+                },
             )),
         };
         return Ok(reply);
@@ -709,19 +711,30 @@ async fn send_error(tx: &tokio::sync::mpsc::Sender<Bytes>, code: ErrorCode, mess
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), tx.send(error_event(code, message))).await;
 }
 
-/// Starts the task that forwards a streamed response event by event, and returns the
-/// client's side of it.
-#[allow(clippy::too_many_arguments)]
-fn pump(
-    shared: Arc<Shared>,
+/// A streamed call whose upstream answered 2xx: everything its pump needs.
+struct Streamed {
     actor: AuthContext,
     ledger: Ledger,
     route: Route,
     response: upstream::Response,
+    /// The client asked for the usage chunk (`stream_options.include_usage`).
     wants_usage: bool,
     reservation: Option<budget::Reservation>,
     request: Value,
-) -> EventStream {
+}
+
+/// Starts the task that forwards a streamed response event by event, and returns the
+/// client's side of it.
+fn pump(shared: Arc<Shared>, stream: Streamed) -> EventStream {
+    let Streamed {
+        actor,
+        ledger,
+        route,
+        response,
+        wants_usage,
+        reservation,
+        request,
+    } = stream;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     let task_shared = Arc::clone(&shared);
     let task = async move {
@@ -886,7 +899,7 @@ impl Spine {
 
     /// The call log writer's counters (platform operator only).
     pub fn proxy_writer_stats(&self, actor: &AuthContext) -> SpineResult<api::WriterStats> {
-        actor.require_founder()?;
+        actor.require_operator()?;
         let s = self.shared().proxy.writer.stats();
         Ok(api::WriterStats {
             queued: s.queued,

@@ -24,7 +24,12 @@ impl Operation for Context {
                 None => None,
             };
             let (auth_type, actor_id, roles, key_expires_at) = match &self.actor {
-                AuthContext::Founder => (AuthType::Founder, "founder".to_owned(), Vec::new(), None),
+                AuthContext::Operator => (
+                    AuthType::Operator,
+                    aos_types::ActorKind::Operator.as_str().to_owned(),
+                    Vec::new(),
+                    None,
+                ),
                 AuthContext::Human { user_id, roles, .. } => (AuthType::Human, user_id.clone(), roles.clone(), None),
                 AuthContext::Machine { key_id, expires_at, .. } => {
                     (AuthType::Machine, key_id.to_string(), Vec::new(), *expires_at)
@@ -34,7 +39,7 @@ impl Operation for Context {
                 }
             };
             let scopes = match &self.actor {
-                AuthContext::Founder => Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
+                AuthContext::Operator => Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
                 other => other.scopes().iter().map(|s| s.as_str().to_owned()).collect(),
             };
             Ok(SessionContext {

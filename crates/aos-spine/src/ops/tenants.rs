@@ -48,7 +48,7 @@ impl Operation for Create {
 
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
-            self.actor.require_founder()?;
+            self.actor.require_operator()?;
             Ok(to_api(engine::create(cx.conn, &self.request.name).await?))
         })
     }
@@ -67,7 +67,7 @@ impl Operation for Get {
 
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
-            self.actor.require_founder()?;
+            self.actor.require_operator()?;
             Ok(to_api(engine::get(cx.conn, self.id).await?))
         })
     }
@@ -87,7 +87,7 @@ impl Operation for List {
 
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
-            self.actor.require_founder()?;
+            self.actor.require_operator()?;
             let limit = match self.limit {
                 None => DEFAULT_PAGE,
                 Some(n) if (1..=engine::MAX_PAGE).contains(&n) => n,
@@ -134,7 +134,7 @@ impl Operation for Update {
 
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
-            self.actor.require_founder()?;
+            self.actor.require_operator()?;
             let update = TenantUpdate {
                 name: self.request.name,
                 status: self.request.status.map(|s| match s {
