@@ -5,6 +5,7 @@ mod cli;
 mod governance;
 mod http_api;
 mod identity;
+mod invariants;
 mod jwt;
 mod killswitch;
 mod layer_canary;

@@ -4,6 +4,22 @@ use aos_drivers::DriverError;
 
 pub type EngineResult<T> = Result<T, EngineError>;
 
+/// Why a tenant's credentials are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inactive {
+    Suspended,
+    Terminated,
+}
+
+impl std::fmt::Display for Inactive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Suspended => "SUSPENDED",
+            Self::Terminated => "TERMINATED",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// A field of the input breaks a rule; `field` names it.
@@ -30,7 +46,7 @@ pub enum EngineError {
     InsufficientScope(&'static str),
     /// The caller's tenant is not ACTIVE; its credentials are refused.
     #[error("tenant is {0}")]
-    TenantInactive(&'static str),
+    TenantInactive(Inactive),
     /// Too many failed attempts; retry after this many seconds.
     #[error("too many failed attempts; retry in {0}s")]
     RateLimited(u64),

@@ -166,13 +166,11 @@ impl AuthContext {
             (actor, named) => {
                 let own = actor.tenant_with_any(wanted)?;
                 match named {
-                    Some(other) if other != own => Err(SpineError {
-                        field: Some("tenant_id".into()),
-                        ..SpineError::new(
-                            ErrorCode::Forbidden,
-                            "tenant_id names another tenant; only the platform operator may name one",
-                        )
-                    }),
+                    Some(other) if other != own => Err(SpineError::new(
+                        ErrorCode::Forbidden,
+                        "tenant_id names another tenant; only the platform operator may name one",
+                    )
+                    .on_field("tenant_id")),
                     _ => Ok(own),
                 }
             }

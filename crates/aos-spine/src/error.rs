@@ -1,7 +1,23 @@
 //! The one error that crosses from the spine into the HTTP layer: a stable code, a
 //! message that is safe to show to the client, and optionally the offending field.
+//!
+//! **Policy: which error where, and what a client may see.**
+//! - `aos-drivers` returns `DriverError` (what the database said, classified: not found,
+//!   conflict, busy, unavailable); `aos-engines` returns `EngineError` (what went wrong in
+//!   domain terms); the spine returns [`SpineError`]; only `aos-api` makes HTTP of it (the
+//!   status of a code is [`aos_schemas::ErrorCode::http_status`], one table).
+//! - A `SpineError`'s message is for the client: never SQL, a constraint or table name, a
+//!   host, a URL of a customer's server, a secret or a type name. Details go to the log
+//!   (`Internal` and `Unavailable` log theirs here, once, and say only what a client can act
+//!   on: "quote the request id", "the database is unavailable; retry shortly").
+//! - `Unavailable` names the dependency (the database, the identity provider's keys, an
+//!   MCP server's credential); `Upstream` says what the customer's server did, in words.
+//! - Build errors with the constructors and builders below ([`SpineError::new`] and
+//!   friends, [`SpineError::on_field`], [`SpineError::retry_after`],
+//!   [`SpineError::for_call`]), not with struct literals.
 
 use aos_engines::EngineError;
+use aos_engines::error::Inactive;
 use aos_schemas::ErrorCode;
 
 pub type SpineResult<T> = Result<T, SpineError>;
@@ -34,6 +50,29 @@ impl SpineError {
         Self::new(ErrorCode::BadRequest, message)
     }
 
+    /// A field breaks a rule: 422 `validation_failed` naming it (`{field}: {message}`).
+    pub fn validation(field: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(ErrorCode::ValidationFailed, format!("{field}: {message}")).on_field(field)
+    }
+
+    /// Names the request field (or parameter) at fault.
+    pub fn on_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// Seconds until a retry may succeed (`Retry-After`).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// The call log id of the proxied call this error refused (`X-AOS-Call-Id`).
+    pub fn for_call(mut self, id: uuid::Uuid) -> Self {
+        self.call_id = Some(id);
+        self
+    }
+
     pub fn internal() -> Self {
         Self::new(
             ErrorCode::Internal,
@@ -45,20 +84,12 @@ impl SpineError {
 impl From<EngineError> for SpineError {
     fn from(err: EngineError) -> Self {
         match err {
-            EngineError::Invalid { field, message } => Self {
-                code: ErrorCode::ValidationFailed,
-                message: format!("{field}: {message}"),
-                field: Some(field.to_owned()),
-                retry_after: None,
-                call_id: None,
-            },
-            EngineError::InvalidInput(errors) => Self {
-                code: ErrorCode::InvalidToolInput,
-                message: format!("input does not match the tool's input schema: {}", errors.join("; ")),
-                field: Some("input".into()),
-                retry_after: None,
-                call_id: None,
-            },
+            EngineError::Invalid { field, message } => Self::validation(field, message),
+            EngineError::InvalidInput(errors) => Self::new(
+                ErrorCode::InvalidToolInput,
+                format!("input does not match the tool's input schema: {}", errors.join("; ")),
+            )
+            .on_field("input"),
             EngineError::NotFound(what) => Self::new(ErrorCode::NotFound, format!("{what} not found")),
             EngineError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
             EngineError::Unauthenticated(message) => Self::new(ErrorCode::Unauthenticated, message),
@@ -66,21 +97,19 @@ impl From<EngineError> for SpineError {
             EngineError::InsufficientScope(scope) => {
                 Self::new(ErrorCode::InsufficientScope, format!("this needs the {scope} scope"))
             }
-            EngineError::TenantInactive("TERMINATED") => Self::new(
+            EngineError::TenantInactive(Inactive::Terminated) => Self::new(
                 ErrorCode::TenantTerminated,
                 "the tenant is terminated; its credentials are refused",
             ),
-            EngineError::TenantInactive(_) => Self::new(
+            EngineError::TenantInactive(Inactive::Suspended) => Self::new(
                 ErrorCode::TenantSuspended,
                 "the tenant is suspended; its credentials are refused",
             ),
-            EngineError::RateLimited(secs) => Self {
-                retry_after: Some(secs),
-                ..Self::new(
-                    ErrorCode::RateLimited,
-                    format!("too many failed attempts; retry in {secs}s"),
-                )
-            },
+            EngineError::RateLimited(secs) => Self::new(
+                ErrorCode::RateLimited,
+                format!("too many failed attempts; retry in {secs}s"),
+            )
+            .retry_after(secs),
             EngineError::Upstream(detail) => Self::new(ErrorCode::UpstreamError, detail),
             EngineError::Unavailable { dependency, detail } => {
                 tracing::warn!(%detail, dependency, "dependency unavailable");

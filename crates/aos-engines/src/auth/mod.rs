@@ -16,6 +16,7 @@ pub mod limiter;
 pub mod operator;
 pub mod scope;
 
+use crate::error::Inactive;
 use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -83,8 +84,8 @@ pub struct Authenticator {
 fn tenant_gate(status: TenantStatus) -> EngineResult<()> {
     match status {
         TenantStatus::Active => Ok(()),
-        TenantStatus::Suspended => Err(EngineError::TenantInactive("SUSPENDED")),
-        TenantStatus::Terminated => Err(EngineError::TenantInactive("TERMINATED")),
+        TenantStatus::Suspended => Err(EngineError::TenantInactive(Inactive::Suspended)),
+        TenantStatus::Terminated => Err(EngineError::TenantInactive(Inactive::Terminated)),
     }
 }
 

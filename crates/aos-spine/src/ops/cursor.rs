@@ -32,13 +32,11 @@ pub fn limit(requested: Option<u32>, default: u32, max: u32) -> Result<u32, Spin
     match requested {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(_) => Err(SpineError {
-            field: Some("limit".into()),
-            ..SpineError::new(
-                aos_schemas::ErrorCode::ValidationFailed,
-                format!("limit: must be between 1 and {max}"),
-            )
-        }),
+        Some(_) => Err(SpineError::new(
+            aos_schemas::ErrorCode::ValidationFailed,
+            format!("limit: must be between 1 and {max}"),
+        )
+        .on_field("limit")),
     }
 }
 

@@ -225,10 +225,7 @@ async fn refuse(
 ) -> SpineError {
     let call_id = ledger.id;
     finish(runtime, ledger, Outcome::refused(status, &error), reservation).await;
-    SpineError {
-        call_id: Some(call_id),
-        ..error
-    }
+    error.for_call(call_id)
 }
 
 fn upstream_error(message: impl Into<String>) -> SpineError {
@@ -292,19 +289,17 @@ async fn reserve(
             Box::pin(async move {
                 match budget::reserve(conn, tenant, &limits, amount).await? {
                     Ok(reservation) => Ok(reservation),
-                    Err(limit) => Err(SpineError {
-                        // Retrying sooner cannot succeed: the client waits for the period
-                        // to end (the API also sends `x-should-retry: false`).
-                        retry_after: Some(limit.resets_in(OffsetDateTime::now_utc())),
-                        ..SpineError::new(
-                            ErrorCode::BudgetExceeded,
-                            format!(
-                                "{} of ${} is spent or held by requests in flight; nothing went upstream",
-                                limit.describe(),
-                                prices::dollars(limit.limit_micros)
-                            ),
-                        )
-                    }),
+                    // Retrying sooner cannot succeed: the client waits for the period to
+                    // end (the API also sends `x-should-retry: false`).
+                    Err(limit) => Err(SpineError::new(
+                        ErrorCode::BudgetExceeded,
+                        format!(
+                            "{} of ${} is spent or held by requests in flight; nothing went upstream",
+                            limit.describe(),
+                            prices::dollars(limit.limit_micros)
+                        ),
+                    )
+                    .retry_after(limit.resets_in(OffsetDateTime::now_utc()))),
                 }
             })
         })
@@ -313,9 +308,8 @@ async fn reserve(
 
 /// A request's validated essentials.
 fn validate(endpoint: Endpoint, body: &mut Value) -> SpineResult<String> {
-    let invalid = |field: &str, message: &str| SpineError {
-        field: Some(field.to_owned()),
-        ..SpineError::new(ErrorCode::BadRequest, format!("{field}: {message}"))
+    let invalid = |field: &str, message: &str| {
+        SpineError::new(ErrorCode::BadRequest, format!("{field}: {message}")).on_field(field.to_owned())
     };
     if !body.is_object() {
         return Err(SpineError::bad_request("the body must be a JSON object"));
@@ -393,10 +387,10 @@ async fn run(
         .map_err(|e| SpineError::bad_request(format!("the body is not valid JSON: {e}")))?;
     if aos_schemas::wire::has_escaped_nul(&raw) {
         let field = aos_schemas::wire::nul_path(&body, String::new()).unwrap_or_else(|| "body".into());
-        return Err(SpineError {
-            field: Some(field.clone()),
-            ..SpineError::bad_request(format!("{field}: text may not contain the NUL character (\\u0000)"))
-        });
+        return Err(
+            SpineError::bad_request(format!("{field}: text may not contain the NUL character (\\u0000)"))
+                .on_field(field.clone()),
+        );
     }
     let model = validate(endpoint, &mut body)?;
     let stream = endpoint == Endpoint::Chat
@@ -435,23 +429,19 @@ async fn run(
     if let (Some(key), Some(limit)) = (key, settings.rate_limit_per_minute)
         && let Err(state) = runtime.engine.limiter.take(key, limit)
     {
-        let error = SpineError {
-            retry_after: Some(state.reset_secs),
-            ..SpineError::new(
-                ErrorCode::RateLimited,
-                format!("this API key's limit of {limit} requests per minute is reached"),
-            )
-        };
+        let error = SpineError::new(
+            ErrorCode::RateLimited,
+            format!("this API key's limit of {limit} requests per minute is reached"),
+        )
+        .retry_after(state.reset_secs);
         return Err(refuse(runtime, ledger, CallStatus::RateLimited, error, None).await);
     }
     let Some(route) = runtime.engine.route(&model) else {
-        let error = SpineError {
-            field: Some("model".into()),
-            ..SpineError::new(
-                ErrorCode::NotFound,
-                format!("the model {model} is not available through this proxy"),
-            )
-        };
+        let error = SpineError::new(
+            ErrorCode::NotFound,
+            format!("the model {model} is not available through this proxy"),
+        )
+        .on_field("model");
         return Err(refuse(runtime, ledger, CallStatus::Blocked, error, None).await);
     };
     ledger.provider = Some(route.provider.name.clone());
@@ -465,10 +455,8 @@ async fn run(
         Err(refusal) => {
             tracing::info!(call_id = %ledger.id, guardrail = refusal.guardrail, "request refused by a guardrail");
             ledger.guardrails = refusal.hits;
-            let error = SpineError {
-                field: Some(refusal.guardrail.to_owned()),
-                ..SpineError::new(ErrorCode::GuardrailBlocked, refusal.message)
-            };
+            let error =
+                SpineError::new(ErrorCode::GuardrailBlocked, refusal.message).on_field(refusal.guardrail.to_owned());
             return Err(refuse(runtime, ledger, CallStatus::Blocked, error, None).await);
         }
     }
@@ -495,15 +483,13 @@ async fn run(
     let limits = budget::limits(&settings, key, OffsetDateTime::now_utc());
     let mut prompt_estimate = None;
     if !limits.is_empty() && route.price.is_none() {
-        let error = SpineError {
-            field: Some("model".into()),
-            ..SpineError::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "the model {model} has no price, so a budget cannot hold it; the operator adds it under [proxy.prices]"
-                ),
-            )
-        };
+        let error = SpineError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "the model {model} has no price, so a budget cannot hold it; the operator adds it under [proxy.prices]"
+            ),
+        )
+        .on_field("model");
         return Err(refuse(runtime, ledger, CallStatus::Blocked, error, None).await);
     }
     let reservation = if limits.is_empty() {
@@ -554,13 +540,11 @@ async fn run(
             400 | 404 | 409 | 413 | 422 if upstream_body.as_ref().is_some_and(|b| b.get("error").is_some()) => Ok(text),
             // The provider's own limit: its message names the operator's account, so it is
             // not passed on.
-            429 => Err(SpineError {
-                retry_after: Some(5),
-                ..SpineError::new(
-                    ErrorCode::RateLimited,
-                    format!("provider {} is rate limiting; retry shortly", route.provider.name),
-                )
-            }),
+            429 => Err(SpineError::new(
+                ErrorCode::RateLimited,
+                format!("provider {} is rate limiting; retry shortly", route.provider.name),
+            )
+            .retry_after(5)),
             401 | 403 => Err(upstream_error(format!(
                 "provider {} refused AOS's credentials; the operator must check them",
                 route.provider.name
@@ -1109,10 +1093,7 @@ async fn store_settings(
 ) -> SpineResult<api::ProxySettings> {
     let settings: TenantSettings = serde_path_to_error::deserialize(document).map_err(|e| {
         let path = e.path().to_string();
-        SpineError {
-            field: Some(path.clone()),
-            ..SpineError::new(ErrorCode::ValidationFailed, format!("{path}: {}", e.inner()))
-        }
+        SpineError::new(ErrorCode::ValidationFailed, format!("{path}: {}", e.inner())).on_field(path.clone())
     })?;
     let api = settings_to_api(&settings)?;
     proxy_settings::save(cx.conn, tenant, &settings, &actor.actor()).await?;
@@ -1188,9 +1169,9 @@ fn parse_time(field: &str, text: &Option<String>) -> SpineResult<Option<DbTime>>
         .map(|t| {
             OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
                 .map(DbTime::from)
-                .map_err(|_| SpineError {
-                    field: Some(field.to_owned()),
-                    ..SpineError::new(ErrorCode::ValidationFailed, format!("{field}: an RFC 3339 time"))
+                .map_err(|_| {
+                    SpineError::new(ErrorCode::ValidationFailed, format!("{field}: an RFC 3339 time"))
+                        .on_field(field.to_owned())
                 })
         })
         .transpose()
@@ -1215,10 +1196,10 @@ impl Operation for ListCalls {
             if let Some(status) = &q.status
                 && CallStatus::parse(status).is_none()
             {
-                return Err(SpineError {
-                    field: Some("status".into()),
-                    ..SpineError::new(ErrorCode::ValidationFailed, format!("status: unknown status {status}"))
-                });
+                return Err(
+                    SpineError::new(ErrorCode::ValidationFailed, format!("status: unknown status {status}"))
+                        .on_field("status"),
+                );
             }
             let key_id = match (own_key, q.key_id) {
                 (Some(own), Some(asked)) if own != asked => {

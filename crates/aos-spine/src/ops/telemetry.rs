@@ -19,10 +19,7 @@ use crate::op::{Effect, Mode, OpFuture, Operation, OperationContext};
 use crate::ops::cursor;
 
 fn invalid(field: &str, message: impl Into<String>) -> SpineError {
-    SpineError {
-        field: Some(field.to_owned()),
-        ..SpineError::new(ErrorCode::ValidationFailed, message)
-    }
+    SpineError::new(ErrorCode::ValidationFailed, message).on_field(field)
 }
 
 fn integration_to_api(row: IntegrationRow) -> api::Integration {

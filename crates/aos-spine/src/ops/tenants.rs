@@ -92,13 +92,11 @@ impl Operation for List {
                 None => DEFAULT_PAGE,
                 Some(n) if (1..=engine::MAX_PAGE).contains(&n) => n,
                 Some(_) => {
-                    return Err(SpineError {
-                        field: Some("limit".into()),
-                        ..SpineError::new(
-                            aos_schemas::ErrorCode::ValidationFailed,
-                            format!("limit: must be between 1 and {}", engine::MAX_PAGE),
-                        )
-                    });
+                    return Err(SpineError::new(
+                        aos_schemas::ErrorCode::ValidationFailed,
+                        format!("limit: must be between 1 and {}", engine::MAX_PAGE),
+                    )
+                    .on_field("limit"));
                 }
             };
             let after = self
