@@ -1,6 +1,7 @@
 //! MCP registry CRUD (INV-2: deterministic database operations only — no HTTP, no MCP
-//! protocol, no health checks). Every query filters by `tenant_id`, except
-//! [`servers_due_for_health`], which serves the platform's health scheduler.
+//! protocol, no health checks). Every query filters by `tenant_id`, except the platform
+//! sweeps [`servers_due_for_health`] and [`running_invocations_due`]. Ids are typed
+//! (`TenantId`, `ServerId`, `ToolId`, `InvocationId`): two ids cannot be swapped.
 
 use aos_models::mcp::{
     InvocationStatus, McpInvocationChanges, McpInvocationRow, McpServerChanges, McpServerRow, McpToolChanges,
@@ -8,6 +9,7 @@ use aos_models::mcp::{
 };
 use aos_models::schema::{mcp_servers, mcp_tool_invocations, mcp_tools};
 use aos_models::{DbTime, DbUuid};
+use aos_types::{InvocationId, ServerId, TenantId, ToolId};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -26,7 +28,9 @@ pub async fn insert_server(conn: &mut Conn, new: &NewMcpServer) -> DriverResult<
 }
 
 /// A server of `tenant_id`, deleted or not (deleted servers stay readable for audit).
-pub async fn get_server(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult<McpServerRow> {
+pub async fn get_server(conn: &mut Conn, tenant_id: TenantId, id: ServerId) -> DriverResult<McpServerRow> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| mcp_servers::table
         .filter(mcp_servers::tenant_id.eq(tenant_id))
         .find(id)
@@ -39,9 +43,10 @@ pub async fn get_server(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> Drive
 /// The live (not deleted) server of `tenant_id` registered at `url`, if any.
 pub async fn get_live_server_by_url(
     conn: &mut Conn,
-    tenant_id: DbUuid,
+    tenant_id: TenantId,
     url: &str,
 ) -> DriverResult<Option<McpServerRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let row = on_backend!(conn, |c| mcp_servers::table
         .filter(mcp_servers::tenant_id.eq(tenant_id))
         .filter(mcp_servers::url.eq(url))
@@ -56,11 +61,12 @@ pub async fn get_live_server_by_url(
 /// A page of `tenant_id`'s servers in registration order; deleted ones only if asked.
 pub async fn list_servers(
     conn: &mut Conn,
-    tenant_id: DbUuid,
+    tenant_id: TenantId,
     include_deleted: bool,
     after: Option<(DbTime, DbUuid)>,
     limit: i64,
 ) -> DriverResult<Vec<McpServerRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let rows = on_backend!(conn, |c| {
         let mut query = mcp_servers::table
             .filter(mcp_servers::tenant_id.eq(tenant_id))
@@ -83,7 +89,8 @@ pub async fn list_servers(
     Ok(rows)
 }
 
-pub async fn count_servers(conn: &mut Conn, tenant_id: DbUuid, include_deleted: bool) -> DriverResult<i64> {
+pub async fn count_servers(conn: &mut Conn, tenant_id: TenantId, include_deleted: bool) -> DriverResult<i64> {
+    let tenant_id = DbUuid::from(tenant_id);
     let n = on_backend!(conn, |c| {
         let mut query = mcp_servers::table
             .filter(mcp_servers::tenant_id.eq(tenant_id))
@@ -99,10 +106,12 @@ pub async fn count_servers(conn: &mut Conn, tenant_id: DbUuid, include_deleted: 
 
 pub async fn update_server(
     conn: &mut Conn,
-    tenant_id: DbUuid,
-    id: DbUuid,
+    tenant_id: TenantId,
+    id: ServerId,
     changes: &McpServerChanges,
 ) -> DriverResult<McpServerRow> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| diesel::update(
         mcp_servers::table
             .filter(mcp_servers::tenant_id.eq(tenant_id))
@@ -118,8 +127,8 @@ pub async fn update_server(
 /// Marks a server DELETED (soft): hidden from lists, still readable by id.
 pub async fn soft_delete_server(
     conn: &mut Conn,
-    tenant_id: DbUuid,
-    id: DbUuid,
+    tenant_id: TenantId,
+    id: ServerId,
     at: DbTime,
 ) -> DriverResult<McpServerRow> {
     let changes = McpServerChanges {
@@ -162,7 +171,13 @@ pub async fn insert_tool(conn: &mut Conn, new: &NewMcpTool) -> DriverResult<McpT
 }
 
 /// Every tool of a server, available or not, by name.
-pub async fn tools_of_server(conn: &mut Conn, tenant_id: DbUuid, server_id: DbUuid) -> DriverResult<Vec<McpToolRow>> {
+pub async fn tools_of_server(
+    conn: &mut Conn,
+    tenant_id: TenantId,
+    server_id: ServerId,
+) -> DriverResult<Vec<McpToolRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let server_id = DbUuid::from(server_id);
     let rows = on_backend!(conn, |c| mcp_tools::table
         .filter(mcp_tools::tenant_id.eq(tenant_id))
         .filter(mcp_tools::server_id.eq(server_id))
@@ -175,7 +190,8 @@ pub async fn tools_of_server(conn: &mut Conn, tenant_id: DbUuid, server_id: DbUu
 
 /// The tenant's callable catalog: enabled, available, non-quarantined tools of live
 /// servers, with their server, ordered by server name, tool name and ids.
-pub async fn catalog(conn: &mut Conn, tenant_id: DbUuid) -> DriverResult<Vec<(McpServerRow, McpToolRow)>> {
+pub async fn catalog(conn: &mut Conn, tenant_id: TenantId) -> DriverResult<Vec<(McpServerRow, McpToolRow)>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let servers: Vec<McpServerRow> = on_backend!(conn, |c| mcp_servers::table
         .filter(mcp_servers::tenant_id.eq(tenant_id))
         .filter(mcp_servers::deleted_at.is_null())
@@ -206,7 +222,15 @@ pub async fn catalog(conn: &mut Conn, tenant_id: DbUuid) -> DriverResult<Vec<(Mc
     Ok(rows)
 }
 
-pub async fn get_tool(conn: &mut Conn, tenant_id: DbUuid, server_id: DbUuid, id: DbUuid) -> DriverResult<McpToolRow> {
+pub async fn get_tool(
+    conn: &mut Conn,
+    tenant_id: TenantId,
+    server_id: ServerId,
+    id: ToolId,
+) -> DriverResult<McpToolRow> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let server_id = DbUuid::from(server_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| mcp_tools::table
         .filter(mcp_tools::tenant_id.eq(tenant_id))
         .filter(mcp_tools::server_id.eq(server_id))
@@ -219,10 +243,12 @@ pub async fn get_tool(conn: &mut Conn, tenant_id: DbUuid, server_id: DbUuid, id:
 
 pub async fn update_tool(
     conn: &mut Conn,
-    tenant_id: DbUuid,
-    id: DbUuid,
+    tenant_id: TenantId,
+    id: ToolId,
     changes: &McpToolChanges,
 ) -> DriverResult<McpToolRow> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| diesel::update(
         mcp_tools::table
             .filter(mcp_tools::tenant_id.eq(tenant_id))
@@ -267,10 +293,12 @@ pub async fn running_invocations_due(
 /// The newest invocations of a server first.
 pub async fn invocations_of_server(
     conn: &mut Conn,
-    tenant_id: DbUuid,
-    server_id: DbUuid,
+    tenant_id: TenantId,
+    server_id: ServerId,
     limit: i64,
 ) -> DriverResult<Vec<McpInvocationRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let server_id = DbUuid::from(server_id);
     let rows = on_backend!(conn, |c| mcp_tool_invocations::table
         .filter(mcp_tool_invocations::tenant_id.eq(tenant_id))
         .filter(mcp_tool_invocations::server_id.eq(server_id))
@@ -282,7 +310,9 @@ pub async fn invocations_of_server(
     Ok(rows)
 }
 
-pub async fn get_invocation(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult<McpInvocationRow> {
+pub async fn get_invocation(conn: &mut Conn, tenant_id: TenantId, id: InvocationId) -> DriverResult<McpInvocationRow> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| mcp_tool_invocations::table
         .filter(mcp_tool_invocations::tenant_id.eq(tenant_id))
         .find(id)
@@ -295,10 +325,12 @@ pub async fn get_invocation(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> D
 /// Records an invocation's outcome (its request fields never change).
 pub async fn update_invocation(
     conn: &mut Conn,
-    tenant_id: DbUuid,
-    id: DbUuid,
+    tenant_id: TenantId,
+    id: InvocationId,
     changes: &McpInvocationChanges,
 ) -> DriverResult<McpInvocationRow> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| diesel::update(
         mcp_tool_invocations::table
             .filter(mcp_tool_invocations::tenant_id.eq(tenant_id))
@@ -312,7 +344,9 @@ pub async fn update_invocation(
 }
 
 /// A tool of `tenant_id` by id alone (for routes that do not name the server).
-pub async fn get_tool_by_id(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult<McpToolRow> {
+pub async fn get_tool_by_id(conn: &mut Conn, tenant_id: TenantId, id: ToolId) -> DriverResult<McpToolRow> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| mcp_tools::table
         .filter(mcp_tools::tenant_id.eq(tenant_id))
         .find(id)

@@ -4,7 +4,7 @@
 // Integration tests: a panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use aos_drivers::{Backend, Database, DriverError, TxMode, api_keys, auth_epoch, mcp, tenants};
+use aos_drivers::{Backend, Database, DriverError, TxMode, api_keys, auth_epoch, killswitch, mcp, proxy, tenants};
 use aos_models::api_key::NewApiKey;
 use aos_models::mcp::{McpInvocationRow, McpServerChanges, NewMcpServer, NewMcpTool};
 use aos_models::tenant::{NewTenant, TenantChanges};
@@ -29,6 +29,8 @@ aos_drivers::on_both_backends!(
     mcp_soft_delete_hides_but_keeps_and_frees_the_url,
     mcp_tools_are_unique_per_server_and_invocations_newest_first,
     mcp_health_scan_orders_by_last_check,
+    killswitch_state_is_per_tenant_and_frozen_lists_every_tenant,
+    budget_reservations_never_pass_the_limit_and_settlements_add_up,
 );
 
 fn new_tenant(name: &str, created_at: DbTime) -> NewTenant {
@@ -326,17 +328,19 @@ async fn mcp_servers_survive_a_reopen_and_stay_in_their_tenant(db: &Database) {
     // A fresh handle on the same database (a restarted process) sees the same row.
     let reopened = Database::connect(db.options().clone()).await.unwrap();
     let mut conn = reopened.conn().await.unwrap();
-    let listed = mcp::list_servers(&mut conn, a.id, false, None, 10).await.unwrap();
+    let listed = mcp::list_servers(&mut conn, a.id.into(), false, None, 10)
+        .await
+        .unwrap();
     assert_eq!(listed, vec![stored.clone()]);
     assert_eq!(listed[0].credential_ref.as_deref(), Some("env://FILES_TOKEN"));
     assert!(
-        mcp::list_servers(&mut conn, b.id, true, None, 10)
+        mcp::list_servers(&mut conn, b.id.into(), true, None, 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(matches!(
-        mcp::get_server(&mut conn, b.id, stored.id).await,
+        mcp::get_server(&mut conn, b.id.into(), stored.id.into()).await,
         Err(DriverError::NotFound)
     ));
     let changes = McpServerChanges {
@@ -344,14 +348,20 @@ async fn mcp_servers_survive_a_reopen_and_stay_in_their_tenant(db: &Database) {
         ..Default::default()
     };
     assert!(matches!(
-        mcp::update_server(&mut conn, b.id, stored.id, &changes).await,
+        mcp::update_server(&mut conn, b.id.into(), stored.id.into(), &changes).await,
         Err(DriverError::NotFound)
     ));
     assert!(matches!(
-        mcp::soft_delete_server(&mut conn, b.id, stored.id, DbTime::now()).await,
+        mcp::soft_delete_server(&mut conn, b.id.into(), stored.id.into(), DbTime::now()).await,
         Err(DriverError::NotFound)
     ));
-    assert_eq!(mcp::get_server(&mut conn, a.id, stored.id).await.unwrap().name, "files");
+    assert_eq!(
+        mcp::get_server(&mut conn, a.id.into(), stored.id.into())
+            .await
+            .unwrap()
+            .name,
+        "files"
+    );
 }
 
 async fn mcp_soft_delete_hides_but_keeps_and_frees_the_url(db: &Database) {
@@ -362,28 +372,34 @@ async fn mcp_soft_delete_hides_but_keeps_and_frees_the_url(db: &Database) {
     let dup = mcp::insert_server(&mut conn, &new_server(a.id, url)).await.unwrap_err();
     assert!(matches!(dup, DriverError::Conflict(_)), "{dup:?}");
 
-    let deleted = mcp::soft_delete_server(&mut conn, a.id, first.id, DbTime::now())
+    let deleted = mcp::soft_delete_server(&mut conn, a.id.into(), first.id.into(), DbTime::now())
         .await
         .unwrap();
     assert_eq!(deleted.status, "DELETED");
     assert!(deleted.deleted_at.is_some());
     assert!(
-        mcp::list_servers(&mut conn, a.id, false, None, 10)
+        mcp::list_servers(&mut conn, a.id.into(), false, None, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    assert_eq!(mcp::count_servers(&mut conn, a.id, false).await.unwrap(), 0);
+    assert_eq!(mcp::count_servers(&mut conn, a.id.into(), false).await.unwrap(), 0);
     assert_eq!(
-        mcp::list_servers(&mut conn, a.id, true, None, 10).await.unwrap().len(),
+        mcp::list_servers(&mut conn, a.id.into(), true, None, 10)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     assert_eq!(
-        mcp::get_server(&mut conn, a.id, first.id).await.unwrap().status,
+        mcp::get_server(&mut conn, a.id.into(), first.id.into())
+            .await
+            .unwrap()
+            .status,
         "DELETED"
     );
     assert!(
-        mcp::get_live_server_by_url(&mut conn, a.id, url)
+        mcp::get_live_server_by_url(&mut conn, a.id.into(), url)
             .await
             .unwrap()
             .is_none()
@@ -392,7 +408,7 @@ async fn mcp_soft_delete_hides_but_keeps_and_frees_the_url(db: &Database) {
     // The URL is free again.
     let second = mcp::insert_server(&mut conn, &new_server(a.id, url)).await.unwrap();
     assert_eq!(
-        mcp::get_live_server_by_url(&mut conn, a.id, url)
+        mcp::get_live_server_by_url(&mut conn, a.id.into(), url)
             .await
             .unwrap()
             .unwrap()
@@ -419,7 +435,7 @@ async fn mcp_tools_are_unique_per_server_and_invocations_newest_first(db: &Datab
     mcp::insert_tool(&mut conn, &new_tool(a.id, server.id, "delete_file"))
         .await
         .unwrap();
-    let names: Vec<_> = mcp::tools_of_server(&mut conn, a.id, server.id)
+    let names: Vec<_> = mcp::tools_of_server(&mut conn, a.id.into(), server.id.into())
         .await
         .unwrap()
         .into_iter()
@@ -427,13 +443,13 @@ async fn mcp_tools_are_unique_per_server_and_invocations_newest_first(db: &Datab
         .collect();
     assert_eq!(names, ["delete_file", "read_file"]);
     assert!(
-        mcp::tools_of_server(&mut conn, b.id, server.id)
+        mcp::tools_of_server(&mut conn, b.id.into(), server.id.into())
             .await
             .unwrap()
             .is_empty()
     );
     assert!(matches!(
-        mcp::get_tool(&mut conn, b.id, server.id, tool.id).await,
+        mcp::get_tool(&mut conn, b.id.into(), server.id.into(), tool.id.into()).await,
         Err(DriverError::NotFound)
     ));
 
@@ -468,7 +484,7 @@ async fn mcp_tools_are_unique_per_server_and_invocations_newest_first(db: &Datab
         };
         mcp::insert_invocation(&mut conn, &row).await.unwrap();
     }
-    let newest: Vec<_> = mcp::invocations_of_server(&mut conn, a.id, server.id, 2)
+    let newest: Vec<_> = mcp::invocations_of_server(&mut conn, a.id.into(), server.id.into(), 2)
         .await
         .unwrap()
         .into_iter()
@@ -476,7 +492,7 @@ async fn mcp_tools_are_unique_per_server_and_invocations_newest_first(db: &Datab
         .collect();
     assert_eq!(newest, ["run-2", "run-1"]);
     assert!(
-        mcp::invocations_of_server(&mut conn, b.id, server.id, 10)
+        mcp::invocations_of_server(&mut conn, b.id.into(), server.id.into(), 10)
             .await
             .unwrap()
             .is_empty()
@@ -497,7 +513,9 @@ async fn mcp_health_scan_orders_by_last_check(db: &Database) {
             last_health_check_at: Some(checked.map(|s| DbTime::from(base + time::Duration::seconds(s)))),
             ..Default::default()
         };
-        mcp::update_server(&mut conn, a.id, server.id, &changes).await.unwrap();
+        mcp::update_server(&mut conn, a.id.into(), server.id.into(), &changes)
+            .await
+            .unwrap();
         ids.push(server.id);
     }
     let pending = mcp::insert_server(&mut conn, &new_server(a.id, "https://pending/mcp"))
@@ -514,4 +532,100 @@ async fn mcp_health_scan_orders_by_last_check(db: &Database) {
     assert!(!due.contains(&ids[3]) && !due.contains(&pending.id));
     let checked: Vec<_> = due.iter().filter(|id| **id != ids[1]).collect();
     assert_eq!(checked, [&ids[2], &ids[0]]);
+}
+
+async fn killswitch_state_is_per_tenant_and_frozen_lists_every_tenant(db: &Database) {
+    let now = DbTime::now();
+    let acme = insert(db, new_tenant("ks-acme", now)).await.unwrap();
+    let globex = insert(db, new_tenant("ks-globex", now)).await.unwrap();
+    let key = DbUuid::new_v7();
+    let row =
+        |tenant: DbUuid, entity_type: &str, entity_id: DbUuid, frozen: bool| aos_models::killswitch::KillSwitchRow {
+            entity_type: entity_type.into(),
+            entity_id,
+            tenant_id: tenant,
+            frozen,
+            reason: Some("drill".into()),
+            changed_by: "founder".into(),
+            changed_at: now,
+        };
+    let mut conn = db.conn().await.unwrap();
+    killswitch::put(&mut conn, &row(acme.id, "tenant", acme.id, true))
+        .await
+        .unwrap();
+    killswitch::put(&mut conn, &row(globex.id, "key", key, true))
+        .await
+        .unwrap();
+    // put is an upsert: unfreezing acme replaces its row.
+    killswitch::put(&mut conn, &row(acme.id, "tenant", acme.id, false))
+        .await
+        .unwrap();
+    let acme_state = killswitch::get(&mut conn, acme.id, "tenant", acme.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!acme_state.frozen);
+    // Another tenant's entity is not found under this tenant.
+    assert!(killswitch::get(&mut conn, acme.id, "key", key).await.unwrap().is_none());
+    assert_eq!(killswitch::of_tenant(&mut conn, globex.id).await.unwrap().len(), 1);
+    let frozen = killswitch::frozen(&mut conn).await.unwrap();
+    assert_eq!(frozen.len(), 1);
+    assert_eq!((frozen[0].tenant_id, frozen[0].entity_id), (globex.id, key));
+}
+
+async fn budget_reservations_never_pass_the_limit_and_settlements_add_up(db: &Database) {
+    let now = DbTime::now();
+    let acme = insert(db, new_tenant("budget-acme", now)).await.unwrap();
+    let (scope, period) = ("tenant", "day:2026-12-01");
+    let mut conn = db.conn().await.unwrap();
+    proxy::ensure_counter(&mut conn, acme.id, scope, period, now)
+        .await
+        .unwrap();
+    // 100 micro-dollars: 60 fits, another 60 does not, 40 does.
+    assert!(
+        proxy::reserve(&mut conn, acme.id, scope, period, 60, 100, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !proxy::reserve(&mut conn, acme.id, scope, period, 60, 100, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        proxy::reserve(&mut conn, acme.id, scope, period, 40, 100, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !proxy::reserve(&mut conn, acme.id, scope, period, 1, 100, now)
+            .await
+            .unwrap()
+    );
+    // Settling the first call: its 60 reserved become 25 spent.
+    let settle = aos_models::proxy::ProxySpendRow {
+        tenant_id: acme.id,
+        scope: scope.into(),
+        period: period.into(),
+        spent_micros: 25,
+        reserved_micros: -60,
+        updated_at: now,
+    };
+    proxy::apply_spend(&mut conn, &settle).await.unwrap();
+    let counters = proxy::counters(&mut conn, acme.id, &[scope.to_owned()], &[period.to_owned()])
+        .await
+        .unwrap();
+    let counter = counters.iter().find(|c| c.period == period).unwrap();
+    assert_eq!((counter.spent_micros, counter.reserved_micros), (25, 40));
+    // Room again: 100 - 25 - 40 = 35.
+    assert!(
+        proxy::reserve(&mut conn, acme.id, scope, period, 35, 100, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !proxy::reserve(&mut conn, acme.id, scope, period, 1, 100, now)
+            .await
+            .unwrap()
+    );
 }

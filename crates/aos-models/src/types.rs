@@ -42,6 +42,37 @@ impl From<DbUuid> for uuid::Uuid {
     }
 }
 
+/// The typed ids of `aos-types` are stored as [`DbUuid`]s: drivers take typed ids, so a
+/// `ToolId` cannot be passed where a `ServerId` is queried.
+macro_rules! typed_id_columns {
+    ($($id:ident),*) => {$(
+        impl From<aos_types::$id> for DbUuid {
+            fn from(value: aos_types::$id) -> Self {
+                Self(value.0)
+            }
+        }
+
+        impl From<DbUuid> for aos_types::$id {
+            fn from(value: DbUuid) -> Self {
+                Self(value.0)
+            }
+        }
+    )*};
+}
+
+typed_id_columns!(
+    TenantId,
+    ApiKeyId,
+    ServerId,
+    ToolId,
+    InvocationId,
+    ApprovalId,
+    IncidentId,
+    IntegrationId,
+    IntegrationKeyId,
+    CallId
+);
+
 impl fmt::Display for DbUuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

@@ -578,7 +578,13 @@ pub async fn record_outcome(
     let incident = if success {
         None
     } else {
-        let tool = db::get_tool(conn, current.tenant_id, current.server_id, current.tool_id).await?;
+        let tool = db::get_tool(
+            conn,
+            current.tenant_id.into(),
+            current.server_id.into(),
+            current.tool_id.into(),
+        )
+        .await?;
         let timeout = execution.status == InvocationStatus::Timeout;
         Some(
             incidents::open_deferred(
@@ -683,7 +689,7 @@ async fn block(
         completed_at: Some(Some(DbTime::now())),
         ..McpInvocationChanges::default()
     };
-    let row = db::update_invocation(conn, tenant.into(), invocation.id, &changes).await?;
+    let row = db::update_invocation(conn, tenant.into(), invocation.id.into(), &changes).await?;
     pending.flush(conn, tenant).await?;
     Ok(row)
 }
@@ -761,7 +767,7 @@ pub async fn admit_approved(
     let invocation = db::update_invocation(
         conn,
         tenant.into(),
-        invocation.id,
+        invocation.id.into(),
         &McpInvocationChanges {
             status: Some(InvocationStatus::Running.as_str().into()),
             policy_decision: Some(Some("approved".into())),

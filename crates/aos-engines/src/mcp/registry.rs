@@ -248,7 +248,7 @@ pub async fn apply_discovery(
     actor: &Actor,
 ) -> EngineResult<DiscoveryReport> {
     let server = get_live_server(conn, tenant, server_id).await?;
-    let existing: HashMap<String, McpToolRow> = db::tools_of_server(conn, server.tenant_id, server.id)
+    let existing: HashMap<String, McpToolRow> = db::tools_of_server(conn, server.tenant_id.into(), server.id.into())
         .await?
         .into_iter()
         .map(|t| (t.name.clone(), t))
@@ -315,7 +315,7 @@ pub async fn apply_discovery(
                     }),
                     ..McpToolChanges::default()
                 };
-                let tool_row = db::update_tool(conn, server.tenant_id, current.id, &changes).await?;
+                let tool_row = db::update_tool(conn, server.tenant_id.into(), current.id.into(), &changes).await?;
                 updated += 1;
                 if drifted {
                     quarantined += 1;
@@ -363,7 +363,7 @@ pub async fn apply_discovery(
                 updated_at: Some(now),
                 ..McpToolChanges::default()
             };
-            db::update_tool(conn, server.tenant_id, current.id, &changes).await?;
+            db::update_tool(conn, server.tenant_id.into(), current.id.into(), &changes).await?;
             removed += 1;
         }
     }
@@ -373,7 +373,7 @@ pub async fn apply_discovery(
         .map(|o| o.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()).collect())
         .unwrap_or_default();
     let capabilities_hash = hash::canonical_sha256(&capabilities);
-    let manifest_tools = db::tools_of_server(conn, server.tenant_id, server.id)
+    let manifest_tools = db::tools_of_server(conn, server.tenant_id.into(), server.id.into())
         .await?
         .into_iter()
         .filter(|t| t.available)
@@ -406,7 +406,7 @@ pub async fn apply_discovery(
         updated_at: Some(now),
         ..McpServerChanges::default()
     };
-    let server = db::update_server(conn, server.tenant_id, server.id, &changes).await?;
+    let server = db::update_server(conn, server.tenant_id.into(), server.id.into(), &changes).await?;
     Ok(DiscoveryReport {
         server,
         capabilities: capability_names,
@@ -544,7 +544,7 @@ pub async fn apply_probe(
         updated_at: Some(now),
         ..McpServerChanges::default()
     };
-    Ok(db::update_server(conn, server.tenant_id, server.id, &changes).await?)
+    Ok(db::update_server(conn, server.tenant_id.into(), server.id.into(), &changes).await?)
 }
 
 /// Records a failed discovery on the server (as a failed probe would).
@@ -579,7 +579,7 @@ pub async fn list_tools(
     include_unavailable: bool,
 ) -> EngineResult<Vec<Tool>> {
     let server = get_server(conn, tenant, server_id).await?;
-    let tools = db::tools_of_server(conn, server.tenant_id, server.id).await?;
+    let tools = db::tools_of_server(conn, server.tenant_id.into(), server.id.into()).await?;
     Ok(tools
         .into_iter()
         .filter(|t| include_unavailable || t.available)
@@ -617,7 +617,7 @@ pub async fn set_enabled(
         updated_at: Some(DbTime::now()),
         ..McpToolChanges::default()
     };
-    let updated = db::update_tool(conn, tool.tenant_id, tool.id, &changes).await?;
+    let updated = db::update_tool(conn, tool.tenant_id.into(), tool.id.into(), &changes).await?;
     let event_type = match (
         enabled,
         tool.quarantined || (tool.approved_hash.is_some() && !tool.pinned()),
@@ -671,7 +671,7 @@ pub async fn set_risk(
         updated_at: Some(DbTime::now()),
         ..McpToolChanges::default()
     };
-    let updated = db::update_tool(conn, tool.tenant_id, tool.id, &changes).await?;
+    let updated = db::update_tool(conn, tool.tenant_id.into(), tool.id.into(), &changes).await?;
     audit_change(
         conn,
         tenant,
@@ -697,7 +697,7 @@ pub async fn invocations(
         return Err(EngineError::invalid("limit", "must be between 1 and 100"));
     }
     let server = get_server(conn, tenant, server_id).await?;
-    Ok(db::invocations_of_server(conn, server.tenant_id, server.id, i64::from(limit)).await?)
+    Ok(db::invocations_of_server(conn, server.tenant_id.into(), server.id.into(), i64::from(limit)).await?)
 }
 
 /// The server a tool of `tenant` belongs to.
