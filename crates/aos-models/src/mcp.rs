@@ -145,6 +145,14 @@ pub struct McpServerRow {
     pub manifest_issued_at: Option<DbTime>,
 }
 
+impl McpInvocationRow {
+    /// The stored status, read leniently: an unknown value reads as `FAILURE` (never as a
+    /// success, nor as still running).
+    pub fn status(&self) -> InvocationStatus {
+        InvocationStatus::parse(&self.status).unwrap_or(InvocationStatus::Failure)
+    }
+}
+
 impl McpServerRow {
     pub fn status(&self) -> ServerStatus {
         ServerStatus::parse_lenient(&self.status)
@@ -326,44 +334,9 @@ pub struct McpInvocationRow {
     pub output_bytes: Option<i64>,
 }
 
-/// How an invocation ended (or where it waits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum InvocationStatus {
-    Success,
-    Failure,
-    Blocked,
-    Timeout,
-    PendingApproval,
-    /// Allowed and sent; the outcome is not recorded yet.
-    Running,
-}
-
-impl InvocationStatus {
-    pub const ALL: [Self; 6] = [
-        Self::Success,
-        Self::Failure,
-        Self::Blocked,
-        Self::Timeout,
-        Self::PendingApproval,
-        Self::Running,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "SUCCESS",
-            Self::Failure => "FAILURE",
-            Self::Blocked => "BLOCKED",
-            Self::Timeout => "TIMEOUT",
-            Self::PendingApproval => "PENDING_APPROVAL",
-            Self::Running => "RUNNING",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == value)
-    }
-}
+/// How an invocation ended (or where it waits): the vocabulary's type (`aos-types`),
+/// stored as its text.
+pub use aos_types::InvocationStatus;
 
 /// The outcome written onto an invocation once it is known.
 #[derive(Debug, Clone, Default, AsChangeset)]

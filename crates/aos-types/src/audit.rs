@@ -1,5 +1,6 @@
 //! The words of the audit chain: what happened ([`AuditEventType`]), to what
-//! ([`SubjectKind`]) and by whom ([`ActorKind`]). One enum each, so no literal is compared
+//! ([`SubjectKind`]) and by whom ([`ActorKind`]), and the stored status of a governed call
+//! ([`InvocationStatus`]). One enum each, so no literal is compared
 //! or written anywhere else; the strings are the stored and wire form (PIN-516's
 //! `TOOL_INVOCATION_*` names stay as the seed has them).
 
@@ -107,6 +108,19 @@ words! {
     }
 }
 
+words! {
+    /// How a governed tool call ended, or where it waits.
+    InvocationStatus {
+        Success = "SUCCESS",
+        Failure = "FAILURE",
+        Blocked = "BLOCKED",
+        Timeout = "TIMEOUT",
+        PendingApproval = "PENDING_APPROVAL",
+        /// Allowed and sent; the outcome is not recorded yet.
+        Running = "RUNNING",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +133,9 @@ mod tests {
         }
         for s in SubjectKind::ALL {
             assert_eq!(SubjectKind::parse(s.as_str()), Some(*s));
+        }
+        for s in InvocationStatus::ALL {
+            assert_eq!(InvocationStatus::parse(s.as_str()), Some(*s));
         }
         for a in ActorKind::ALL {
             assert_eq!(ActorKind::parse(a.as_str()), Some(*a));

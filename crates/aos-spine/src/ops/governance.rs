@@ -1,6 +1,6 @@
 //! Governed invocation, approvals, the audit chain, incidents, policy and manifests.
 
-use aos_types::{AuditEventType, SubjectKind};
+use aos_types::{AuditEventType, InvocationStatus, SubjectKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,14 +29,14 @@ use crate::ops::mcp::{risk as risk_to_api, risk_from_api, strings};
 
 type Risk = aos_engines::mcp::risk::RiskLevel;
 
-fn status_to_api(status: &str) -> api::InvocationStatus {
+fn status_to_api(status: InvocationStatus) -> api::InvocationStatus {
     match status {
-        "SUCCESS" => api::InvocationStatus::Success,
-        "BLOCKED" => api::InvocationStatus::Blocked,
-        "TIMEOUT" => api::InvocationStatus::Timeout,
-        "PENDING_APPROVAL" => api::InvocationStatus::PendingApproval,
-        "RUNNING" => api::InvocationStatus::Running,
-        _ => api::InvocationStatus::Failure,
+        InvocationStatus::Success => api::InvocationStatus::Success,
+        InvocationStatus::Failure => api::InvocationStatus::Failure,
+        InvocationStatus::Blocked => api::InvocationStatus::Blocked,
+        InvocationStatus::Timeout => api::InvocationStatus::Timeout,
+        InvocationStatus::PendingApproval => api::InvocationStatus::PendingApproval,
+        InvocationStatus::Running => api::InvocationStatus::Running,
     }
 }
 
@@ -45,7 +45,7 @@ fn result_to_api(row: invoke::Invocation, output: Option<Value>) -> api::Invocat
         invocation_id: row.id.into(),
         tool_id: row.tool_id.into(),
         server_id: row.server_id.into(),
-        status: status_to_api(&row.status),
+        status: status_to_api(row.status()),
         output,
         error_code: row.error_code,
         error_message: row.error_message,
@@ -195,7 +195,7 @@ impl Workflow for Invoke {
                 })
                 .await?
             };
-            if admission.invocation.status != "RUNNING" {
+            if admission.invocation.status() != InvocationStatus::Running {
                 return Ok(result_to_api(admission.invocation, None));
             }
             let call = AdmittedCall {
