@@ -4,7 +4,9 @@
 // Integration tests: a panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use aos_drivers::{Backend, Database, DriverError, TxMode, api_keys, auth_epoch, killswitch, mcp, proxy, tenants};
+use aos_drivers::{
+    Backend, Database, DriverError, TxMode, api_keys, auth_epoch, governance, killswitch, mcp, proxy, tenants,
+};
 use aos_models::api_key::NewApiKey;
 use aos_models::mcp::{McpInvocationRow, McpServerChanges, NewMcpServer, NewMcpTool};
 use aos_models::tenant::{NewTenant, TenantChanges};
@@ -31,6 +33,7 @@ aos_drivers::on_both_backends!(
     mcp_health_scan_orders_by_last_check,
     killswitch_state_is_per_tenant_and_frozen_lists_every_tenant,
     budget_reservations_never_pass_the_limit_and_settlements_add_up,
+    approvals_are_decided_once_expire_once_and_stay_in_their_tenant,
 );
 
 fn new_tenant(name: &str, created_at: DbTime) -> NewTenant {
@@ -627,5 +630,69 @@ async fn budget_reservations_never_pass_the_limit_and_settlements_add_up(db: &Da
         !proxy::reserve(&mut conn, acme.id, scope, period, 1, 100, now)
             .await
             .unwrap()
+    );
+}
+
+async fn approvals_are_decided_once_expire_once_and_stay_in_their_tenant(db: &Database) {
+    let now = DbTime::now();
+    let acme = insert(db, new_tenant("appr-acme", now)).await.unwrap();
+    let globex = insert(db, new_tenant("appr-globex", now)).await.unwrap();
+    let approval = |expires_at: DbTime| aos_models::governance::ApprovalRow {
+        id: DbUuid::new_v7(),
+        tenant_id: acme.id,
+        subject_type: "deploy".into(),
+        subject_id: "v1".into(),
+        status: "PENDING".into(),
+        reason: None,
+        context: DbJson(json!({})),
+        requested_by: "key:a".into(),
+        created_at: now,
+        expires_at,
+        decided_at: None,
+        decided_by: None,
+        decision_reason: None,
+    };
+    let later = DbTime::from(now.get() + time::Duration::hours(1));
+    let earlier = DbTime::from(now.get() - time::Duration::seconds(1));
+    let mut conn = db.conn().await.unwrap();
+    let open = governance::insert_approval(&mut conn, &approval(later)).await.unwrap();
+    let stale = governance::insert_approval(&mut conn, &approval(earlier))
+        .await
+        .unwrap();
+    // Another tenant can neither read nor decide it.
+    assert!(matches!(
+        governance::get_approval(&mut conn, globex.id, open.id).await,
+        Err(DriverError::NotFound)
+    ));
+    let theirs = governance::decide_approval(&mut conn, globex.id, open.id, "APPROVED", "key:b", None, now)
+        .await
+        .unwrap();
+    assert!(theirs.is_none());
+    // Decided exactly once.
+    let first = governance::decide_approval(&mut conn, acme.id, open.id, "APPROVED", "key:b", Some("ok"), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.status.as_str(), first.decided_by.as_deref()),
+        ("APPROVED", Some("key:b"))
+    );
+    let again = governance::decide_approval(&mut conn, acme.id, open.id, "DENIED", "key:c", None, now)
+        .await
+        .unwrap();
+    assert!(again.is_none(), "a decided approval is not decided again");
+    // An expired one cannot be decided, and the sweep expires it once.
+    let late = governance::decide_approval(&mut conn, acme.id, stale.id, "APPROVED", "key:b", None, now)
+        .await
+        .unwrap();
+    assert!(late.is_none());
+    let expired = governance::expire_due_approvals(&mut conn, now, 10).await.unwrap();
+    assert_eq!(expired.iter().map(|a| a.id).collect::<Vec<_>>(), vec![stale.id]);
+    assert_eq!(expired[0].status, "EXPIRED");
+    assert!(
+        governance::expire_due_approvals(&mut conn, now, 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

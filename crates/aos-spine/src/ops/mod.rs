@@ -179,10 +179,24 @@ mod tests {
 
     /// `(name, kind)` of every `Operation` and `Workflow` implemented under `src/ops`.
     fn implemented() -> Vec<(String, Kind)> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ops");
+        fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    files(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut paths = Vec::new();
+        files(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ops"),
+            &mut paths,
+        );
         let mut found = Vec::new();
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for path in paths {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
             let mut lines = text.lines().peekable();
             while let Some(line) = lines.next() {
                 let Some(rest) = line.trim().strip_prefix("const NAME: &'static str = \"") else {

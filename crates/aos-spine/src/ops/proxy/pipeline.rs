@@ -1,0 +1,561 @@
+//! The proxy's request pipeline: parse and validate, kill switch, settings, rate limit,
+//! route, guardrails, budget reservation, upstream, and the call log row of every request
+//! (answered or refused).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// The call log row being built for one request.
+#[derive(Debug, Clone)]
+pub(super) struct Ledger {
+    pub(super) id: Uuid,
+    pub(super) tenant: Uuid,
+    pub(super) key: Option<Uuid>,
+    pub(super) actor: String,
+    pub(super) endpoint: Endpoint,
+    pub(super) model: String,
+    pub(super) provider: Option<String>,
+    pub(super) stream: bool,
+    pub(super) started: Instant,
+    pub(super) request_hash: String,
+    pub(super) request: Option<Value>,
+    pub(super) replay_eligible: bool,
+    pub(super) replayed_from: Option<Uuid>,
+    pub(super) guardrails: Vec<Hit>,
+    pub(super) killswitch: &'static str,
+}
+
+/// How a call ended, for its row.
+#[derive(Debug, Clone)]
+pub(super) struct Outcome {
+    pub(super) status: CallStatus,
+    pub(super) http_status: u16,
+    pub(super) error_code: Option<String>,
+    pub(super) tokens: Tokens,
+    pub(super) token_source: &'static str,
+    pub(super) cost: i64,
+    pub(super) response: Option<Value>,
+}
+
+impl Outcome {
+    pub(super) fn refused(status: CallStatus, error: &SpineError) -> Self {
+        Self {
+            status,
+            http_status: error.code.http_status(),
+            error_code: Some(error.code.as_str().to_owned()),
+            tokens: Tokens::default(),
+            token_source: "none",
+            cost: 0,
+            response: Some(json!({"error": {"code": error.code.as_str(), "message": error.message}})),
+        }
+    }
+}
+
+/// A document as the call log keeps it: secrets and PII removed, `None` when too large.
+pub(super) fn stored(value: &Value, max_bytes: usize) -> Option<Value> {
+    let mut copy = value.clone();
+    guardrails::scrub(&mut copy);
+    let size = serde_json::to_vec(&copy).map(|v| v.len()).unwrap_or(usize::MAX);
+    (size <= max_bytes).then_some(copy)
+}
+
+pub(super) fn i64_of(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Ledger {
+    pub(super) fn row(self, outcome: Outcome, max_body: usize) -> ProxyCallRow {
+        let guardrails = serde_json::to_value(&self.guardrails).unwrap_or_else(|_| json!([]));
+        ProxyCallRow {
+            id: self.id.into(),
+            tenant_id: self.tenant.into(),
+            key_id: self.key.map(DbUuid::from),
+            actor: self.actor,
+            endpoint: self.endpoint.name().to_owned(),
+            model: self.model,
+            provider: self.provider,
+            stream: self.stream,
+            status: outcome.status.as_str().to_owned(),
+            http_status: i32::from(outcome.http_status),
+            error_code: outcome.error_code,
+            latency_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            input_tokens: i64_of(outcome.tokens.input),
+            cached_input_tokens: i64_of(outcome.tokens.cached_input),
+            output_tokens: i64_of(outcome.tokens.output),
+            token_source: outcome.token_source.to_owned(),
+            cost_micros: outcome.cost,
+            killswitch: self.killswitch.to_owned(),
+            guardrails: DbJson(guardrails),
+            request_hash: self.request_hash,
+            request_body: self.request.map(DbJson),
+            response_body: outcome.response.as_ref().and_then(|r| stored(r, max_body)).map(DbJson),
+            replay_eligible: self.replay_eligible,
+            replayed_from_id: self.replayed_from.map(DbUuid::from),
+            created_at: DbTime::now(),
+        }
+    }
+}
+
+/// Logs a call and, when it cost something or held a reservation, settles its spend.
+pub(super) async fn finish(
+    runtime: &ProxyRuntime,
+    ledger: Ledger,
+    outcome: Outcome,
+    reservation: Option<&budget::Reservation>,
+) {
+    let mut records = Vec::with_capacity(5);
+    let cost = outcome.cost;
+    if cost > 0 || reservation.is_some() {
+        records.extend(
+            budget::settlement(ledger.tenant, ledger.key, reservation, cost, OffsetDateTime::now_utc())
+                .into_iter()
+                .map(Record::Spend),
+        );
+    }
+    records.push(Record::Call(Box::new(
+        ledger.row(outcome, runtime.engine.config.log.max_body_bytes),
+    )));
+    runtime.writer.submit(records).await;
+}
+
+/// Logs a call that ends in `error` (nothing or nothing useful came back) and hands the
+/// error back for the caller to return.
+pub(super) async fn refuse(
+    runtime: &ProxyRuntime,
+    ledger: Ledger,
+    status: CallStatus,
+    error: SpineError,
+    reservation: Option<&budget::Reservation>,
+) -> SpineError {
+    let call_id = ledger.id;
+    finish(runtime, ledger, Outcome::refused(status, &error), reservation).await;
+    error.for_call(call_id)
+}
+
+pub(super) fn upstream_error(message: impl Into<String>) -> SpineError {
+    SpineError::new(ErrorCode::UpstreamError, message)
+}
+
+pub(super) async fn tenant_settings(shared: &Shared, tenant: Uuid) -> SpineResult<Arc<TenantSettings>> {
+    if let Some(settings) = shared.proxy.engine.settings.get(tenant) {
+        return Ok(settings);
+    }
+    let mut conn = shared.db.conn().await?;
+    let settings = Arc::new(proxy_settings::load(&mut conn, tenant).await?);
+    shared.proxy.engine.settings.put(tenant, Arc::clone(&settings));
+    Ok(settings)
+}
+
+pub(super) fn estimate_input(endpoint: Endpoint, bpe: &tokens::CoreBPE, body: &Value) -> u64 {
+    match endpoint {
+        Endpoint::Chat => tokens::chat_request(bpe, body),
+        Endpoint::Embeddings => body.get("input").map_or(0, |i| tokens::embedding_input(bpe, i)),
+    }
+}
+
+/// The request field that limits a completion: reasoning models (`o1`, `o3`, `gpt-5`...)
+/// take only `max_completion_tokens`; older and non-OpenAI models `max_tokens`.
+pub(super) fn token_limit_field(model: &str) -> &'static str {
+    let reasoning = model.starts_with("gpt-5")
+        || (model.starts_with('o') && model.chars().nth(1).is_some_and(|c| c.is_ascii_digit()));
+    if reasoning {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    }
+}
+
+/// The largest completion a chat request may produce (its reservation's worst case).
+pub(super) fn worst_output(endpoint: Endpoint, body: &Value, route: &Route, default: u32) -> u64 {
+    if endpoint == Endpoint::Embeddings {
+        return 0;
+    }
+    let asked = body
+        .get("max_completion_tokens")
+        .and_then(Value::as_u64)
+        .or_else(|| body.get("max_tokens").and_then(Value::as_u64));
+    let per_choice = asked
+        .or_else(|| route.price.as_ref().and_then(|p| p.max_output_tokens).map(u64::from))
+        .unwrap_or(u64::from(default));
+    let choices = body.get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 128);
+    per_choice.saturating_mul(choices)
+}
+
+pub(super) async fn reserve(
+    shared: &Shared,
+    tenant: Uuid,
+    limits: Vec<budget::Limit>,
+    amount: i64,
+) -> SpineResult<budget::Reservation> {
+    shared
+        .db
+        .transaction(TxMode::Write, move |conn| {
+            Box::pin(async move {
+                match budget::reserve(conn, tenant, &limits, amount).await? {
+                    Ok(reservation) => Ok(reservation),
+                    // Retrying sooner cannot succeed: the client waits for the period to
+                    // end (the API also sends `x-should-retry: false`).
+                    Err(limit) => Err(SpineError::new(
+                        ErrorCode::BudgetExceeded,
+                        format!(
+                            "{} of ${} is spent or held by requests in flight; nothing went upstream",
+                            limit.describe(),
+                            prices::dollars(limit.limit_micros)
+                        ),
+                    )
+                    .retry_after(limit.resets_in(OffsetDateTime::now_utc()))),
+                }
+            })
+        })
+        .await
+}
+
+/// A request's validated essentials.
+pub(super) fn validate(endpoint: Endpoint, body: &mut Value) -> SpineResult<String> {
+    let invalid = |field: &str, message: &str| {
+        SpineError::new(ErrorCode::BadRequest, format!("{field}: {message}")).on_field(field.to_owned())
+    };
+    if !body.is_object() {
+        return Err(SpineError::bad_request("the body must be a JSON object"));
+    }
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .filter(|m| !m.trim().is_empty() && m.len() <= 200 && !m.chars().any(char::is_control))
+        .ok_or_else(|| {
+            invalid(
+                "model",
+                "required: a model name (at most 200 characters, no control characters)",
+            )
+        })?
+        .to_owned();
+    match endpoint {
+        Endpoint::Chat => {
+            let ok = body
+                .get("messages")
+                .and_then(Value::as_array)
+                .is_some_and(|m| !m.is_empty() && m.iter().all(Value::is_object));
+            if !ok {
+                return Err(invalid("messages", "required: a non-empty array of message objects"));
+            }
+            if body.get("stream").is_some_and(|s| !s.is_boolean() && !s.is_null()) {
+                return Err(invalid("stream", "must be a boolean"));
+            }
+            // A completion limit is a positive integer or absent (`null` is absent): a
+            // float, string or negative number would slip past the max_tokens guardrail
+            // and the budget's worst case, so it is refused here.
+            for field in ["max_tokens", "max_completion_tokens"] {
+                match body.get(field) {
+                    None => {}
+                    Some(Value::Null) => {
+                        if let Some(object) = body.as_object_mut() {
+                            object.remove(field);
+                        }
+                    }
+                    Some(value) if value.as_u64().is_some_and(|n| n >= 1) => {}
+                    Some(_) => return Err(invalid(field, "must be a positive integer")),
+                }
+            }
+        }
+        Endpoint::Embeddings => {
+            let ok = match body.get("input") {
+                Some(Value::String(s)) => !s.is_empty(),
+                Some(Value::Array(items)) => !items.is_empty(),
+                _ => false,
+            };
+            if !ok {
+                return Err(invalid("input", "required: a string or a non-empty array"));
+            }
+        }
+    }
+    Ok(model)
+}
+
+/// One proxied request, start to end (or, for a stream, to the first byte).
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    actor: AuthContext,
+    endpoint: Endpoint,
+    raw: Bytes,
+    replayed_from: Option<Uuid>,
+) -> SpineResult<ProxyReply> {
+    let started = Instant::now();
+    let tenant = actor.tenant_with(Scope::ProxyInvoke)?;
+    let key = match &actor {
+        AuthContext::Machine { key_id, .. } => Some(*key_id),
+        _ => None,
+    };
+    let runtime = &shared.proxy;
+    let config = &runtime.engine.config;
+    let mut body: Value = serde_json::from_slice(&raw)
+        .map_err(|e| SpineError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    if aos_schemas::wire::has_escaped_nul(&raw) {
+        let field = aos_schemas::wire::nul_path(&body, String::new()).unwrap_or_else(|| "body".into());
+        return Err(
+            SpineError::bad_request(format!("{field}: text may not contain the NUL character (\\u0000)"))
+                .on_field(field.clone()),
+        );
+    }
+    let model = validate(endpoint, &mut body)?;
+    let stream = endpoint == Endpoint::Chat
+        && replayed_from.is_none()
+        && body.get("stream").and_then(Value::as_bool) == Some(true);
+    let wants_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
+    let request = if config.log.store_bodies {
+        stored(&body, config.log.max_body_bytes)
+    } else {
+        None
+    };
+    let mut ledger = Ledger {
+        id: Uuid::now_v7(),
+        tenant,
+        key,
+        actor: actor.actor(),
+        endpoint,
+        model: model.clone(),
+        provider: None,
+        stream,
+        started,
+        request_hash: engine::request_hash(&raw),
+        replay_eligible: request.is_some(),
+        request,
+        replayed_from,
+        guardrails: Vec::new(),
+        killswitch: "passed",
+    };
+
+    // Kill switch first: a frozen caller's request goes nowhere and counts nothing.
+    if let Err(error) = kill_switch_check(&shared.kill_switch, &actor) {
+        ledger.killswitch = "frozen";
+        return Err(refuse(runtime, ledger, CallStatus::Frozen, error, None).await);
+    }
+    let settings = tenant_settings(&shared, tenant).await?;
+    if let (Some(key), Some(limit)) = (key, settings.rate_limit_per_minute)
+        && let Err(state) = runtime.engine.limiter.take(key, limit)
+    {
+        let error = SpineError::new(
+            ErrorCode::RateLimited,
+            format!("this API key's limit of {limit} requests per minute is reached"),
+        )
+        .retry_after(state.reset_secs);
+        return Err(refuse(runtime, ledger, CallStatus::RateLimited, error, None).await);
+    }
+    let Some(route) = runtime.engine.route(&model) else {
+        let error = SpineError::new(
+            ErrorCode::NotFound,
+            format!("the model {model} is not available through this proxy"),
+        )
+        .on_field("model");
+        return Err(refuse(runtime, ledger, CallStatus::Blocked, error, None).await);
+    };
+    ledger.provider = Some(route.provider.name.clone());
+    match guardrails::evaluate(&settings.guardrails, &model, &mut body, raw.len()) {
+        Ok(hits) => {
+            if !hits.is_empty() {
+                tracing::info!(call_id = %ledger.id, hits = hits.len(), "guardrails matched (flagged or redacted)");
+            }
+            ledger.guardrails = hits;
+        }
+        Err(refusal) => {
+            tracing::info!(call_id = %ledger.id, guardrail = refusal.guardrail, "request refused by a guardrail");
+            ledger.guardrails = refusal.hits;
+            let error =
+                SpineError::new(ErrorCode::GuardrailBlocked, refusal.message).on_field(refusal.guardrail.to_owned());
+            return Err(refuse(runtime, ledger, CallStatus::Blocked, error, None).await);
+        }
+    }
+    if let Some(object) = body.as_object_mut() {
+        if stream {
+            // Always ask for usage; the usage chunk is dropped again if the client did not.
+            object.insert("stream_options".into(), json!({"include_usage": true}));
+        } else {
+            object.remove("stream");
+            object.remove("stream_options");
+        }
+        // A max_tokens cap also binds requests that set no limit.
+        if let Some(cap) = settings.guardrails.max_tokens
+            && endpoint == Endpoint::Chat
+            && !object.contains_key("max_tokens")
+            && !object.contains_key("max_completion_tokens")
+        {
+            object.insert(token_limit_field(&model).into(), json!(cap));
+        }
+    }
+
+    // Budgets: reserve the worst case before anything goes upstream.
+    let encoding = route.price.as_ref().and_then(|p| p.encoding.clone());
+    let limits = budget::limits(&settings, key, OffsetDateTime::now_utc());
+    let mut prompt_estimate = None;
+    if !limits.is_empty() && route.price.is_none() {
+        let error = SpineError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "the model {model} has no price, so a budget cannot hold it; the operator adds it under [proxy.prices]"
+            ),
+        )
+        .on_field("model");
+        return Err(refuse(runtime, ledger, CallStatus::Blocked, error, None).await);
+    }
+    let reservation = if limits.is_empty() {
+        None
+    } else {
+        let bpe = tokens::encoding(&model, encoding.as_deref());
+        let input = estimate_input(endpoint, bpe, &body);
+        prompt_estimate = Some(input);
+        let output = worst_output(endpoint, &body, &route, config.default_max_output_tokens);
+        let worst = route.price.as_ref().map_or(0, |p| {
+            prices::cost(
+                p,
+                Tokens {
+                    input,
+                    cached_input: 0,
+                    output,
+                },
+            )
+        });
+        match reserve(&shared, tenant, limits, worst).await {
+            Ok(reservation) => Some(reservation),
+            Err(error) if error.code == ErrorCode::BudgetExceeded => {
+                return Err(refuse(runtime, ledger, CallStatus::BudgetExceeded, error, None).await);
+            }
+            Err(error) => return Err(error),
+        }
+    };
+
+    let payload = serde_json::to_vec(&body).map_err(|_| SpineError::internal())?;
+    let response = match route.provider.post(endpoint.path(), payload).await {
+        Ok(response) => response,
+        Err(failure) => {
+            let error = upstream_error(format!("provider {}: {failure}", route.provider.name));
+            tracing::warn!(call_id = %ledger.id, provider = %route.provider.name, %failure, "upstream call failed");
+            return Err(refuse(runtime, ledger, CallStatus::UpstreamError, error, reservation.as_ref()).await);
+        }
+    };
+    let status = response.status();
+    if !(200..300).contains(&status) {
+        let text = response
+            .read_capped(64 * 1024, route.provider.timeout)
+            .await
+            .unwrap_or_default();
+        let upstream_body: Option<Value> = serde_json::from_slice(&text).ok();
+        tracing::warn!(call_id = %ledger.id, provider = %route.provider.name, status, "upstream answered an error");
+        let result = match status {
+            // The client's own mistake as the provider saw it: passed through as is.
+            400 | 404 | 409 | 413 | 422 if upstream_body.as_ref().is_some_and(|b| b.get("error").is_some()) => Ok(text),
+            // The provider's own limit: its message names the operator's account, so it is
+            // not passed on.
+            429 => Err(SpineError::new(
+                ErrorCode::RateLimited,
+                format!("provider {} is rate limiting; retry shortly", route.provider.name),
+            )
+            .retry_after(5)),
+            401 | 403 => Err(upstream_error(format!(
+                "provider {} refused AOS's credentials; the operator must check them",
+                route.provider.name
+            ))),
+            _ => Err(upstream_error(format!(
+                "provider {} answered HTTP {status}",
+                route.provider.name
+            ))),
+        };
+        let outcome = match &result {
+            Ok(_) => Outcome {
+                status: CallStatus::UpstreamError,
+                http_status: status,
+                error_code: upstream_body
+                    .as_ref()
+                    .and_then(|b| b.pointer("/error/code"))
+                    .and_then(Value::as_str)
+                    .map(|c| c.chars().filter(|ch| !ch.is_control()).take(100).collect()),
+                tokens: Tokens::default(),
+                token_source: "none",
+                cost: 0,
+                response: upstream_body,
+            },
+            Err(error) => Outcome::refused(CallStatus::UpstreamError, error),
+        };
+        let call_id = ledger.id;
+        finish(runtime, ledger, outcome, reservation.as_ref()).await;
+        return result.map(|text| ProxyReply {
+            call_id,
+            status,
+            body: ProxyBody::Json(text),
+        });
+    }
+
+    if stream {
+        let reply = ProxyReply {
+            call_id: ledger.id,
+            status,
+            body: ProxyBody::Stream(pump(
+                Arc::clone(&shared),
+                Streamed {
+                    actor,
+                    ledger,
+                    route,
+                    response,
+                    wants_usage,
+                    reservation,
+                    request: body,
+                },
+            )),
+        };
+        return Ok(reply);
+    }
+
+    let text = match response
+        .read_capped(config.max_response_bytes, route.provider.timeout)
+        .await
+    {
+        Ok(text) => text,
+        Err(failure) => {
+            let error = upstream_error(format!("provider {}: {failure}", route.provider.name));
+            return Err(refuse(runtime, ledger, CallStatus::UpstreamError, error, reservation.as_ref()).await);
+        }
+    };
+    let parsed: Option<Value> = serde_json::from_slice(&text).ok();
+    let (tokens, token_source) = match parsed
+        .as_ref()
+        .and_then(|v| v.get("usage"))
+        .and_then(engine::usage_tokens)
+    {
+        Some(tokens) => (tokens, "upstream"),
+        None => {
+            let bpe = tokens::encoding(&model, encoding.as_deref());
+            let input = prompt_estimate.unwrap_or_else(|| estimate_input(endpoint, bpe, &body));
+            let output = parsed
+                .as_ref()
+                .map_or(0, |v| tokens::count(bpe, &engine::completion_text(v)));
+            (
+                Tokens {
+                    input,
+                    cached_input: 0,
+                    output,
+                },
+                "estimated",
+            )
+        }
+    };
+    let cost = route.price.as_ref().map_or(0, |p| prices::cost(p, tokens));
+    let call_id = ledger.id;
+    finish(
+        runtime,
+        ledger,
+        Outcome {
+            status: CallStatus::Ok,
+            http_status: status,
+            error_code: None,
+            tokens,
+            token_source,
+            cost,
+            response: parsed,
+        },
+        reservation.as_ref(),
+    )
+    .await;
+    Ok(ProxyReply {
+        call_id,
+        status,
+        body: ProxyBody::Json(text),
+    })
+}
