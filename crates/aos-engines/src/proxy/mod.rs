@@ -5,6 +5,7 @@
 pub mod budget;
 pub mod guardrails;
 pub mod prices;
+pub mod request;
 pub mod settings;
 pub mod tokens;
 pub mod upstream;

@@ -20,6 +20,7 @@ use aos_engines::killswitch;
 use aos_engines::proxy::DbJson;
 use aos_engines::proxy::guardrails::{self, Hit};
 use aos_engines::proxy::prices::{self, Tokens};
+use aos_engines::proxy::request::{self, estimate_input, token_limit_field, worst_output};
 use aos_engines::proxy::settings::{self as proxy_settings, TenantSettings};
 use aos_engines::proxy::writer::{Record, Writer};
 use aos_engines::proxy::{
@@ -48,35 +49,8 @@ pub(crate) struct ProxyRuntime {
 }
 
 /// Which OpenAI endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Chat,
-    Embeddings,
-}
-
-impl Endpoint {
-    fn path(self) -> &'static str {
-        match self {
-            Self::Chat => "chat/completions",
-            Self::Embeddings => "embeddings",
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Chat => "chat.completions",
-            Self::Embeddings => "embeddings",
-        }
-    }
-
-    fn parse(name: &str) -> Option<Self> {
-        match name {
-            "chat.completions" => Some(Self::Chat),
-            "embeddings" => Some(Self::Embeddings),
-            _ => None,
-        }
-    }
-}
+/// The OpenAI-compatible endpoints (the engine's: `aos_engines::proxy::request`).
+pub use aos_engines::proxy::request::Endpoint;
 
 /// Server-sent events, one complete event per item.
 pub type EventStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;

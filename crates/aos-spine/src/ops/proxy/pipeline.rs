@@ -146,41 +146,6 @@ pub(super) async fn tenant_settings(shared: &Shared, tenant: Uuid) -> SpineResul
     Ok(settings)
 }
 
-pub(super) fn estimate_input(endpoint: Endpoint, bpe: &tokens::CoreBPE, body: &Value) -> u64 {
-    match endpoint {
-        Endpoint::Chat => tokens::chat_request(bpe, body),
-        Endpoint::Embeddings => body.get("input").map_or(0, |i| tokens::embedding_input(bpe, i)),
-    }
-}
-
-/// The request field that limits a completion: reasoning models (`o1`, `o3`, `gpt-5`...)
-/// take only `max_completion_tokens`; older and non-OpenAI models `max_tokens`.
-pub(super) fn token_limit_field(model: &str) -> &'static str {
-    let reasoning = model.starts_with("gpt-5")
-        || (model.starts_with('o') && model.chars().nth(1).is_some_and(|c| c.is_ascii_digit()));
-    if reasoning {
-        "max_completion_tokens"
-    } else {
-        "max_tokens"
-    }
-}
-
-/// The largest completion a chat request may produce (its reservation's worst case).
-pub(super) fn worst_output(endpoint: Endpoint, body: &Value, route: &Route, default: u32) -> u64 {
-    if endpoint == Endpoint::Embeddings {
-        return 0;
-    }
-    let asked = body
-        .get("max_completion_tokens")
-        .and_then(Value::as_u64)
-        .or_else(|| body.get("max_tokens").and_then(Value::as_u64));
-    let per_choice = asked
-        .or_else(|| route.price.as_ref().and_then(|p| p.max_output_tokens).map(u64::from))
-        .unwrap_or(u64::from(default));
-    let choices = body.get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 128);
-    per_choice.saturating_mul(choices)
-}
-
 pub(super) async fn reserve(
     shared: &Shared,
     tenant: Uuid,
@@ -210,65 +175,10 @@ pub(super) async fn reserve(
         .await
 }
 
-/// A request's validated essentials.
+/// A request's validated essentials (the rules are the engine's: `proxy::request`).
 pub(super) fn validate(endpoint: Endpoint, body: &mut Value) -> SpineResult<String> {
-    let invalid = |field: &str, message: &str| {
-        SpineError::new(ErrorCode::BadRequest, format!("{field}: {message}")).on_field(field.to_owned())
-    };
-    if !body.is_object() {
-        return Err(SpineError::bad_request("the body must be a JSON object"));
-    }
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .filter(|m| !m.trim().is_empty() && m.len() <= 200 && !m.chars().any(char::is_control))
-        .ok_or_else(|| {
-            invalid(
-                "model",
-                "required: a model name (at most 200 characters, no control characters)",
-            )
-        })?
-        .to_owned();
-    match endpoint {
-        Endpoint::Chat => {
-            let ok = body
-                .get("messages")
-                .and_then(Value::as_array)
-                .is_some_and(|m| !m.is_empty() && m.iter().all(Value::is_object));
-            if !ok {
-                return Err(invalid("messages", "required: a non-empty array of message objects"));
-            }
-            if body.get("stream").is_some_and(|s| !s.is_boolean() && !s.is_null()) {
-                return Err(invalid("stream", "must be a boolean"));
-            }
-            // A completion limit is a positive integer or absent (`null` is absent): a
-            // float, string or negative number would slip past the max_tokens guardrail
-            // and the budget's worst case, so it is refused here.
-            for field in ["max_tokens", "max_completion_tokens"] {
-                match body.get(field) {
-                    None => {}
-                    Some(Value::Null) => {
-                        if let Some(object) = body.as_object_mut() {
-                            object.remove(field);
-                        }
-                    }
-                    Some(value) if value.as_u64().is_some_and(|n| n >= 1) => {}
-                    Some(_) => return Err(invalid(field, "must be a positive integer")),
-                }
-            }
-        }
-        Endpoint::Embeddings => {
-            let ok = match body.get("input") {
-                Some(Value::String(s)) => !s.is_empty(),
-                Some(Value::Array(items)) => !items.is_empty(),
-                _ => false,
-            };
-            if !ok {
-                return Err(invalid("input", "required: a string or a non-empty array"));
-            }
-        }
-    }
-    Ok(model)
+    request::validate(endpoint, body)
+        .map_err(|invalid| SpineError::new(ErrorCode::BadRequest, invalid.to_string()).on_field(invalid.field))
 }
 
 /// One proxied request, start to end (or, for a stream, to the first byte).
