@@ -12,7 +12,7 @@ use aos_api::ApiConfig;
 use aos_drivers::testing::TestDatabase;
 use aos_spine::{
     ApprovalSettings, AuthConfig, DatabaseConfig, ManifestSettings, McpSettings, PolicySettings, ProxyConfig, Spine,
-    SpineConfig, TelemetrySettings,
+    TelemetrySettings,
 };
 use secrecy::SecretString;
 
@@ -274,7 +274,10 @@ async fn serve_opts(db: Arc<TestDatabase>, options: Options, keys: Arc<tempfile:
         approvals,
         proxy,
     } = options;
-    let spine = Spine::open(&SpineConfig {
+    // The server binary's own configuration type and start-up path (validation, spine,
+    // start-up migrations); only what isolation needs differs: the database and the port.
+    let config = aos_server::Config {
+        http: api.clone(),
         database,
         auth,
         mcp,
@@ -286,9 +289,11 @@ async fn serve_opts(db: Arc<TestDatabase>, options: Options, keys: Arc<tempfile:
             ..ManifestSettings::default()
         },
         proxy,
-    })
-    .await
-    .expect("open the spine");
+        ..aos_server::Config::default()
+    };
+    let spine = aos_server::start(&config)
+        .await
+        .expect("start AOS as `aos-server serve` does");
     let app_spine = spine.clone();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let port = listener.local_addr().expect("local address").port();

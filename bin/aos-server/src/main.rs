@@ -1,8 +1,6 @@
 //! `aos-server`: composes configuration, tracing, the spine and `aos-api` into a running
 //! HTTP server. Nothing here decides anything; it only wires.
 
-mod config;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,7 +11,8 @@ use aos_spine::Spine;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, LogFormat};
+use aos_server::config::{self, Config, LogFormat};
+use aos_server::{open, start};
 
 #[derive(Parser)]
 #[command(name = "aos-server", version, about = "The AOS governance gateway server")]
@@ -106,11 +105,6 @@ fn init_tracing(config: &Config) {
     }
 }
 
-async fn open(config: &Config) -> anyhow::Result<Spine> {
-    tracing::info!(backend = config.database.backend_name(), url = %config.database.redacted_url(), "opening database");
-    Spine::open(&config.spine()).await.context("starting the spine")
-}
-
 async fn migrate(config: &Config) -> anyhow::Result<()> {
     let spine = open(config).await?;
     let applied = spine.migrate().await.context("applying migrations")?;
@@ -123,13 +117,7 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let spine = open(&config).await?;
-    if config.database.migrate_on_start {
-        let applied = spine.migrate().await.context("applying migrations")?;
-        if !applied.is_empty() {
-            tracing::info!(applied = ?applied, "migrations applied");
-        }
-    }
+    let spine: Spine = start(&config).await?;
     let addr = config.bind_addr()?;
     let api = config.http.clone();
     let server_spine = spine.clone();
