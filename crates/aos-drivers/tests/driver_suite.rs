@@ -34,6 +34,7 @@ aos_drivers::on_both_backends!(
     killswitch_state_is_per_tenant_and_frozen_lists_every_tenant,
     budget_reservations_never_pass_the_limit_and_settlements_add_up,
     approvals_are_decided_once_expire_once_and_stay_in_their_tenant,
+    the_audit_chain_appends_under_its_head_reads_per_tenant_and_refuses_edits,
 );
 
 fn new_tenant(name: &str, created_at: DbTime) -> NewTenant {
@@ -695,4 +696,71 @@ async fn approvals_are_decided_once_expire_once_and_stay_in_their_tenant(db: &Da
             .unwrap()
             .is_empty()
     );
+}
+
+async fn the_audit_chain_appends_under_its_head_reads_per_tenant_and_refuses_edits(db: &Database) {
+    let now = DbTime::now();
+    let acme = insert(db, new_tenant("audit-acme", now)).await.unwrap();
+    let globex = insert(db, new_tenant("audit-globex", now)).await.unwrap();
+    let event = move |tenant: DbUuid, seq: i64, event_type: &str| aos_models::governance::AuditEventRow {
+        id: DbUuid::new_v7(),
+        tenant_id: tenant,
+        seq,
+        occurred_at: now,
+        actor_type: "machine".into(),
+        actor_id: Some("key:a".into()),
+        event_type: event_type.into(),
+        subject_type: "mcp_tool".into(),
+        subject_id: Some("t1".into()),
+        decision: None,
+        policy_revision: None,
+        details: DbJson(json!({"n": seq})),
+        prev_hash: format!("h{}", seq - 1),
+        event_hash: format!("h{seq}"),
+    };
+    let acme_id = acme.id;
+    db.transaction(TxMode::Write, move |conn| {
+        Box::pin(async move {
+            let head = governance::lock_audit_head(conn, acme_id, "h0").await?;
+            assert_eq!(head.seq, 0);
+            let events = [
+                event(acme.id, 1, "TOOL_INVOCATION_REQUESTED"),
+                event(acme.id, 2, "TOOL_INVOCATION_ALLOWED"),
+            ];
+            governance::append_audit_events(conn, &events).await?;
+            Ok::<_, DriverError>(())
+        })
+    })
+    .await
+    .unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let head = governance::get_audit_head(&mut conn, acme.id).await.unwrap().unwrap();
+    assert_eq!((head.seq, head.head_hash.as_str()), (2, "h2"));
+    assert!(
+        governance::get_audit_head(&mut conn, globex.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let all = governance::list_audit_events(&mut conn, acme.id, &governance::AuditFilter::default(), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    let filter = governance::AuditFilter {
+        event_type: Some("TOOL_INVOCATION_ALLOWED".into()),
+        ..governance::AuditFilter::default()
+    };
+    let allowed = governance::list_audit_events(&mut conn, acme.id, &filter, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(allowed.len(), 1);
+    let theirs = governance::list_audit_events(&mut conn, globex.id, &governance::AuditFilter::default(), 0, 10)
+        .await
+        .unwrap();
+    assert!(theirs.is_empty());
+    // The chain is append-only: the database itself refuses an edit or a delete.
+    let edited = aos_drivers::testing::execute_sql(db, "UPDATE audit_events SET event_type = 'X'").await;
+    assert!(edited.is_err(), "an UPDATE of the audit chain went through");
+    let deleted = aos_drivers::testing::execute_sql(db, "DELETE FROM audit_events").await;
+    assert!(deleted.is_err(), "a DELETE of the audit chain went through");
 }
