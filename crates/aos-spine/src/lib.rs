@@ -17,6 +17,7 @@ mod background;
 pub mod config;
 pub mod context;
 pub mod error;
+mod executor;
 pub mod op;
 pub mod ops;
 mod spine;

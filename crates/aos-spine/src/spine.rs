@@ -1,28 +1,26 @@
-//! The [`Spine`]: the database handle, shared engine state, and [`Spine::execute`].
+//! The composition root: the [`Spine`] (the database handle and shared engine state),
+//! built by [`Spine::open`], which starts the background jobs (`background`). Operations
+//! run through the executor (`executor`: [`Spine::execute`], [`Spine::run`]).
 
 use std::sync::Arc;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use aos_drivers::{Database, TxMode};
+use aos_drivers::Database;
 use aos_engines::auth::{AuthSettings, Authenticator, JwtVerifier, OperatorToken, cache};
 use aos_engines::governance::policy::{self, PolicyChecker};
 use aos_engines::mcp::client::McpRuntime;
-use aos_engines::mcp::invoke as mcp_invoke;
 use aos_engines::mcp::manifest::ManifestSigner;
-use aos_engines::mcp::registry as mcp_registry;
 use aos_schemas::ErrorCode;
 use aos_schemas::system::{Readiness, ReadinessCheck};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use crate::background;
 use crate::config::SpineConfig;
 use crate::context::AuthContext;
 use crate::error::{SpineError, SpineResult};
-use crate::op::{AfterCommit, Mode, Operation, OperationContext, Workflow, WorkflowContext};
 
 pub use aos_drivers::Backend;
 
@@ -43,9 +41,9 @@ pub(crate) struct Shared {
     _poller: DropGuard,
     /// The runtime that opened the spine: operations run here, not on the (per-worker,
     /// shorter-lived) runtime of whoever called them.
-    runtime: tokio::runtime::Handle,
+    pub(crate) runtime: tokio::runtime::Handle,
     /// Operations in flight, so shutdown can wait for them.
-    tasks: TaskTracker,
+    pub(crate) tasks: TaskTracker,
 }
 
 /// The operation registry. Cheap to clone; one per process, shared by all workers.
@@ -84,89 +82,6 @@ pub enum StartError {
     Proxy(String),
 }
 
-/// One run of the governance sweep: expires due approvals (their gated calls become
-/// BLOCKED) and completes invocations stranded in RUNNING (their outcome write was lost;
-/// see [`mcp_invoke::reap_stranded`]).
-async fn sweep_governance(db: &Database, mcp: &Arc<McpRuntime>) -> Result<(), String> {
-    let expired = db
-        .transaction(TxMode::Write, |conn| {
-            Box::pin(async move { mcp_invoke::expire_approvals(conn, 500).await })
-        })
-        .await
-        .map_err(|e| format!("approval expiry: {e}"))?;
-    if expired > 0 {
-        tracing::info!(expired, "approvals expired");
-    }
-    let runtime = Arc::clone(mcp);
-    let completed = db
-        .transaction(TxMode::Write, move |conn| {
-            Box::pin(
-                async move { mcp_invoke::reap_stranded(conn, &runtime, time::OffsetDateTime::now_utc(), 100).await },
-            )
-        })
-        .await
-        .map_err(|e| format!("stranded-invocation reaper: {e}"))?;
-    if completed > 0 {
-        tracing::warn!(completed, "stranded invocations completed as OUTCOME_UNKNOWN");
-    }
-    Ok(())
-}
-
-/// Health-checks every live MCP server about every `mcp.health_interval_secs`: the least
-/// recently checked first, starts spread over the interval, at most
-/// `mcp.health_concurrency` at once.
-async fn schedule_health_checks(db: Database, mcp: Arc<McpRuntime>, stop: CancellationToken) {
-    let interval = Duration::from_secs(mcp.settings.health_interval_secs.max(1));
-    let permits = Arc::new(tokio::sync::Semaphore::new(mcp.settings.health_concurrency.max(1)));
-    let tick = (interval / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(tick) => {}
-        }
-        let due = match db.conn().await {
-            Ok(mut conn) => mcp_registry::due_for_health(&mut conn, interval, 100).await,
-            Err(e) => Err(e.into()),
-        };
-        let due = match due {
-            Ok(due) => due,
-            Err(error) => {
-                tracing::warn!(%error, "cannot list servers due for a health check");
-                continue;
-            }
-        };
-        let spacing = (tick / u32::try_from(due.len().max(1)).unwrap_or(u32::MAX)).min(Duration::from_secs(1));
-        for server in due {
-            if stop.is_cancelled() {
-                return;
-            }
-            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-                return;
-            };
-            let (db, mcp) = (db.clone(), Arc::clone(&mcp));
-            tokio::spawn(async move {
-                let _permit = permit;
-                let Ok(target) = mcp_registry::target(&server) else {
-                    return;
-                };
-                let probe = mcp_registry::probe(&mcp, &target).await;
-                let (tenant, id) = (server.tenant_id.into(), server.id.into());
-                let settings = mcp.settings.clone();
-                let result = db
-                    .transaction(TxMode::Write, move |conn| {
-                        Box::pin(async move { mcp_registry::apply_probe(conn, &settings, tenant, id, &probe).await })
-                    })
-                    .await;
-                match result {
-                    Ok(updated) => tracing::debug!(server_id = %updated.id, status = %updated.status, "health checked"),
-                    Err(error) => tracing::warn!(server_id = %server.id, %error, "health check not recorded"),
-                }
-            });
-            tokio::time::sleep(spacing).await;
-        }
-    }
-}
-
 /// How often each replica re-reads the frozen set: a freeze anywhere takes effect
 /// everywhere within this interval.
 pub const KILLSWITCH_POLL: Duration = Duration::from_millis(250);
@@ -187,28 +102,6 @@ impl Shared {
         F::Output: Send + 'static,
     {
         self.tasks.spawn_on(task, &self.runtime)
-    }
-}
-
-/// Deletes proxy calls past their retention, hourly (and once shortly after start).
-async fn sweep_proxy_calls(db: Database, retention_days: u32, stop: CancellationToken) {
-    let mut wait = Duration::from_secs(60);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        wait = Duration::from_secs(3600);
-        let result = db
-            .transaction(TxMode::Write, move |conn| {
-                Box::pin(async move { aos_engines::proxy::sweep_calls(conn, retention_days).await })
-            })
-            .await;
-        match result {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "proxy calls past their retention deleted"),
-            Err(error) => tracing::warn!(%error, "proxy call retention sweep failed"),
-        }
     }
 }
 
@@ -305,13 +198,17 @@ impl Spine {
                     stop.clone(),
                     move || {
                         let (db, mcp) = (db.clone(), Arc::clone(&mcp));
-                        async move { sweep_governance(&db, &mcp).await }
+                        async move { background::sweep_governance(&db, &mcp).await }
                     },
                 )
             });
         }
         if config.mcp.health_interval_secs > 0 {
-            tokio::spawn(schedule_health_checks(db.clone(), Arc::clone(&mcp), stop.clone()));
+            tokio::spawn(background::schedule_health_checks(
+                db.clone(),
+                Arc::clone(&mcp),
+                stop.clone(),
+            ));
         }
         let proxy_engine = aos_engines::proxy::Proxy::new(config.proxy.clone()).map_err(StartError::Proxy)?;
         if proxy_engine.enabled() {
@@ -322,7 +219,7 @@ impl Spine {
             });
         }
         if config.proxy.log.retention_days > 0 {
-            tokio::spawn(sweep_proxy_calls(
+            tokio::spawn(background::sweep_proxy_calls(
                 db.clone(),
                 config.proxy.log.retention_days,
                 stop.clone(),
@@ -427,93 +324,5 @@ impl Spine {
             .authenticate_integration(presented, peer, move || async move { db.conn().await })
             .await?;
         Ok(principal.into())
-    }
-
-    /// Runs `op` to completion in its own task, in the database mode it declares.
-    ///
-    /// The task is spawned, not awaited in place: if the caller's future is dropped (the
-    /// client disconnected), the operation still finishes and commits or rolls back as
-    /// a whole.
-    pub async fn execute<O: Operation>(&self, op: O) -> SpineResult<O::Output> {
-        let shared = Arc::clone(&self.shared);
-        let span = tracing::info_span!("operation", name = O::NAME);
-        let tasks = self.shared.tasks.clone();
-        let runtime = self.shared.runtime.clone();
-        let task = tasks.spawn_on(
-            async move {
-                let started = std::time::Instant::now();
-                let effects = Arc::new(AfterCommit::default());
-                let result = match O::MODE {
-                    Mode::Read => {
-                        let mut conn = shared.db.conn().await?;
-                        op.run(OperationContext {
-                            conn: &mut conn,
-                            telemetry: &shared.telemetry,
-                            shared: &shared,
-                            effects: &effects,
-                        })
-                        .await
-                    }
-                    Mode::Write => {
-                        let db = shared.db.clone();
-                        let queued = Arc::clone(&effects);
-                        let inner = Arc::clone(&shared);
-                        db.transaction(TxMode::Write, move |conn| {
-                            Box::pin(async move {
-                                op.run(OperationContext {
-                                    conn,
-                                    telemetry: &inner.telemetry,
-                                    shared: &inner,
-                                    effects: &queued,
-                                })
-                                .await
-                            })
-                        })
-                        .await
-                    }
-                };
-                // Committed (or read): this replica's caches follow before the caller
-                // hears of it. A failed operation's effects are dropped with it.
-                if result.is_ok()
-                    && let Some(effects) = Arc::into_inner(effects)
-                {
-                    effects.apply(&shared).await;
-                }
-                let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                match &result {
-                    Ok(_) => tracing::debug!(elapsed_us, "operation done"),
-                    Err(e) => tracing::info!(elapsed_us, code = %e.code, "operation failed"),
-                }
-                result
-            }
-            .instrument(span),
-            &runtime,
-        );
-        match task.await {
-            Ok(result) => result,
-            Err(join) => {
-                tracing::error!(operation = O::NAME, error = %join, "operation task panicked or was cancelled");
-                Err(SpineError::internal())
-            }
-        }
-    }
-
-    /// Runs a workflow to completion in its own task (see [`Workflow`]).
-    pub async fn run<W: Workflow>(&self, workflow: W) -> SpineResult<W::Output> {
-        let cx = WorkflowContext {
-            shared: Arc::clone(&self.shared),
-        };
-        let span = tracing::info_span!("workflow", name = W::NAME);
-        let task = self
-            .shared
-            .tasks
-            .spawn_on(workflow.run(cx).instrument(span), &self.shared.runtime);
-        match task.await {
-            Ok(result) => result,
-            Err(join) => {
-                tracing::error!(workflow = W::NAME, error = %join, "workflow task panicked or was cancelled");
-                Err(SpineError::internal())
-            }
-        }
     }
 }
