@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use aos_drivers::{
-    Backend, Database, DriverError, TxMode, api_keys, auth_epoch, governance, killswitch, mcp, proxy, tenants,
+    Backend, Database, DriverError, TxMode, api_keys, auth_epoch, governance, killswitch, mcp, proxy, tenants, usage,
 };
 use aos_models::api_key::NewApiKey;
 use aos_models::mcp::{McpInvocationRow, McpServerChanges, NewMcpServer, NewMcpTool};
@@ -35,6 +35,7 @@ aos_drivers::on_both_backends!(
     budget_reservations_never_pass_the_limit_and_settlements_add_up,
     approvals_are_decided_once_expire_once_and_stay_in_their_tenant,
     the_audit_chain_appends_under_its_head_reads_per_tenant_and_refuses_edits,
+    integration_keys_are_found_by_hash_and_listed_per_tenant,
 );
 
 fn new_tenant(name: &str, created_at: DbTime) -> NewTenant {
@@ -763,4 +764,75 @@ async fn the_audit_chain_appends_under_its_head_reads_per_tenant_and_refuses_edi
     assert!(edited.is_err(), "an UPDATE of the audit chain went through");
     let deleted = aos_drivers::testing::execute_sql(db, "DELETE FROM audit_events").await;
     assert!(deleted.is_err(), "a DELETE of the audit chain went through");
+}
+
+async fn integration_keys_are_found_by_hash_and_listed_per_tenant(db: &Database) {
+    let now = DbTime::now();
+    let acme = insert(db, new_tenant("ik-acme", now)).await.unwrap();
+    let globex = insert(db, new_tenant("ik-globex", now)).await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let integration = usage::insert_integration(
+        &mut conn,
+        &aos_models::usage::IntegrationRow {
+            id: DbUuid::new_v7(),
+            tenant_id: acme.id,
+            name: "prod".into(),
+            provider: "openai".into(),
+            status: "ACTIVE".into(),
+            created_by: "key:a".into(),
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await
+    .unwrap();
+    let key = usage::insert_integration_key(
+        &mut conn,
+        &aos_models::usage::IntegrationKeyRow {
+            id: DbUuid::new_v7(),
+            tenant_id: acme.id,
+            integration_id: integration.id,
+            prefix: "aos_ik_ab".into(),
+            key_hash: "hash-of-the-key".into(),
+            can_read: false,
+            created_by: "key:a".into(),
+            created_at: now,
+            expires_at: None,
+            revoked_at: None,
+        },
+    )
+    .await
+    .unwrap();
+    // Authentication finds it by hash alone (the tenant is not known yet) ...
+    let found = usage::find_integration_key(&mut conn, "hash-of-the-key")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.id, found.tenant_id), (key.id, acme.id));
+    assert!(
+        usage::find_integration_key(&mut conn, "no-such-hash")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // ... every other read is the tenant's own.
+    assert_eq!(
+        usage::integration_keys(&mut conn, acme.id, integration.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        usage::integration_keys(&mut conn, globex.id, integration.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        usage::get_integration(&mut conn, globex.id, integration.id).await,
+        Err(DriverError::NotFound)
+    ));
+    assert_eq!(usage::list_integrations(&mut conn, acme.id).await.unwrap().len(), 1);
+    assert!(usage::list_integrations(&mut conn, globex.id).await.unwrap().is_empty());
 }
