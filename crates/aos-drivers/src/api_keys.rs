@@ -1,10 +1,11 @@
 //! API key CRUD. Every query a tenant can reach filters by `tenant_id`; the unscoped
 //! ones (`find_by_hash`, `get_any`, `revoke_any`) serve authentication and the platform
-//! operator only.
+//! operator only. Ids are typed (`TenantId`, `ApiKeyId`).
 
 use aos_models::api_key::{ApiKeyRow, NewApiKey};
 use aos_models::schema::api_keys;
 use aos_models::{DbTime, DbUuid};
+use aos_types::{ApiKeyId, TenantId};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -32,7 +33,9 @@ pub async fn find_by_hash(conn: &mut Conn, key_hash: &str) -> DriverResult<Optio
 }
 
 /// A key of `tenant_id`; `NotFound` if it belongs to another tenant.
-pub async fn get(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult<ApiKeyRow> {
+pub async fn get(conn: &mut Conn, tenant_id: TenantId, id: ApiKeyId) -> DriverResult<ApiKeyRow> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| api_keys::table
         .filter(api_keys::tenant_id.eq(tenant_id))
         .find(id)
@@ -43,7 +46,8 @@ pub async fn get(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult
 }
 
 /// Any key by id (platform operator).
-pub async fn get_any(conn: &mut Conn, id: DbUuid) -> DriverResult<ApiKeyRow> {
+pub async fn get_any(conn: &mut Conn, id: ApiKeyId) -> DriverResult<ApiKeyRow> {
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| api_keys::table
         .find(id)
         .select(ApiKeyRow::as_select())
@@ -55,10 +59,11 @@ pub async fn get_any(conn: &mut Conn, id: DbUuid) -> DriverResult<ApiKeyRow> {
 /// A page of `tenant_id`'s keys in creation order, after the keyset cursor.
 pub async fn list(
     conn: &mut Conn,
-    tenant_id: DbUuid,
+    tenant_id: TenantId,
     after: Option<(DbTime, DbUuid)>,
     limit: i64,
 ) -> DriverResult<Vec<ApiKeyRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let rows = on_backend!(conn, |c| {
         let mut query = api_keys::table
             .filter(api_keys::tenant_id.eq(tenant_id))
@@ -78,7 +83,8 @@ pub async fn list(
     Ok(rows)
 }
 
-pub async fn count(conn: &mut Conn, tenant_id: DbUuid) -> DriverResult<i64> {
+pub async fn count(conn: &mut Conn, tenant_id: TenantId) -> DriverResult<i64> {
+    let tenant_id = DbUuid::from(tenant_id);
     let n = on_backend!(conn, |c| api_keys::table
         .filter(api_keys::tenant_id.eq(tenant_id))
         .count()
@@ -89,13 +95,13 @@ pub async fn count(conn: &mut Conn, tenant_id: DbUuid) -> DriverResult<i64> {
 
 /// Marks a key of `tenant_id` revoked at `at` (idempotent: an already revoked key keeps
 /// its first revocation time). `NotFound` if it is not that tenant's.
-pub async fn revoke(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid, at: DbTime) -> DriverResult<ApiKeyRow> {
+pub async fn revoke(conn: &mut Conn, tenant_id: TenantId, id: ApiKeyId, at: DbTime) -> DriverResult<ApiKeyRow> {
     let current = get(conn, tenant_id, id).await?;
     set_revoked(conn, current, at).await
 }
 
 /// Marks any key revoked (platform operator).
-pub async fn revoke_any(conn: &mut Conn, id: DbUuid, at: DbTime) -> DriverResult<ApiKeyRow> {
+pub async fn revoke_any(conn: &mut Conn, id: ApiKeyId, at: DbTime) -> DriverResult<ApiKeyRow> {
     let current = get_any(conn, id).await?;
     set_revoked(conn, current, at).await
 }

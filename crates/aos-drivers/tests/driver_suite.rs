@@ -233,20 +233,26 @@ async fn api_keys_are_scoped_to_their_tenant(db: &Database) {
         ka.id
     );
     assert!(api_keys::find_by_hash(&mut conn, "nope").await.unwrap().is_none());
-    assert_eq!(api_keys::get(&mut conn, a.id, ka.id).await.unwrap().id, ka.id);
+    assert_eq!(
+        api_keys::get(&mut conn, a.id.into(), ka.id.into()).await.unwrap().id,
+        ka.id
+    );
     assert!(matches!(
-        api_keys::get(&mut conn, b.id, ka.id).await,
+        api_keys::get(&mut conn, b.id.into(), ka.id.into()).await,
         Err(DriverError::NotFound)
     ));
     assert!(matches!(
-        api_keys::revoke(&mut conn, b.id, ka.id, DbTime::now()).await,
+        api_keys::revoke(&mut conn, b.id.into(), ka.id.into(), DbTime::now()).await,
         Err(DriverError::NotFound)
     ));
 
-    let listed = api_keys::list(&mut conn, a.id, None, 10).await.unwrap();
+    let listed = api_keys::list(&mut conn, a.id.into(), None, 10).await.unwrap();
     assert_eq!(listed.iter().map(|k| k.id).collect::<Vec<_>>(), [ka.id]);
-    assert_eq!(api_keys::count(&mut conn, b.id).await.unwrap(), 1);
-    assert_eq!(api_keys::get_any(&mut conn, kb.id).await.unwrap().tenant_id, b.id);
+    assert_eq!(api_keys::count(&mut conn, b.id.into()).await.unwrap(), 1);
+    assert_eq!(
+        api_keys::get_any(&mut conn, kb.id.into()).await.unwrap().tenant_id,
+        b.id
+    );
 
     let dup = api_keys::insert(&mut conn, &new_key(a.id, "hash-a")).await.unwrap_err();
     assert!(matches!(dup, DriverError::Conflict(_)), "{dup:?}");
@@ -257,9 +263,13 @@ async fn revoking_is_idempotent_and_epoch_moves(db: &Database) {
     let mut conn = db.conn().await.unwrap();
     let key = api_keys::insert(&mut conn, &new_key(a.id, "h")).await.unwrap();
     let first = DbTime::from(datetime!(2026-01-01 00:00:00 UTC));
-    let revoked = api_keys::revoke(&mut conn, a.id, key.id, first).await.unwrap();
+    let revoked = api_keys::revoke(&mut conn, a.id.into(), key.id.into(), first)
+        .await
+        .unwrap();
     assert_eq!(revoked.revoked_at, Some(first));
-    let again = api_keys::revoke_any(&mut conn, key.id, DbTime::now()).await.unwrap();
+    let again = api_keys::revoke_any(&mut conn, key.id.into(), DbTime::now())
+        .await
+        .unwrap();
     assert_eq!(again.revoked_at, Some(first));
 
     let before = auth_epoch::current(&mut conn).await.unwrap();
