@@ -21,7 +21,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use aos_schemas::ErrorCode;
 use serde::de::DeserializeOwned;
 
-use aos_schemas::wire::{field_of, has_escaped_nul, nul_path};
+use aos_schemas::wire::{NUL_REFUSED, field_of, nul_field};
 
 use crate::error::ApiError;
 
@@ -112,17 +112,12 @@ fn parse<T: DeserializeOwned>(req: &HttpRequest, body: &[u8], nul: Nul) -> Resul
             ));
         }
     }
-    if nul == Nul::Refuse && has_escaped_nul(body) {
-        let field = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| nul_path(&v, String::new()))
-            .unwrap_or_default();
+    if nul == Nul::Refuse
+        && let Some(field) = nul_field(body)
+    {
         return Err(ApiError {
             field: Some(field.clone()),
-            ..ApiError::new(
-                ErrorCode::ValidationFailed,
-                format!("{field}: text may not contain the NUL character (\\u0000)"),
-            )
+            ..ApiError::new(ErrorCode::ValidationFailed, format!("{field}: {NUL_REFUSED}"))
         });
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);

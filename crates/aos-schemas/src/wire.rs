@@ -32,6 +32,22 @@ pub fn field_of(path: &str, message: &str) -> String {
     }
 }
 
+/// What a client is told about NUL in its text.
+pub const NUL_REFUSED: &str = "text may not contain the NUL character (\\u0000)";
+
+/// Where a raw JSON document holds NUL, if it does: the path of the first key or string
+/// with one (`body` when the document cannot be parsed to find it). Cheap when it holds
+/// none: one scan of the bytes.
+pub fn nul_field(raw: &[u8]) -> Option<String> {
+    if !has_escaped_nul(raw) {
+        return None;
+    }
+    let found = serde_json::from_slice::<serde_json::Value>(raw)
+        .ok()
+        .and_then(|v| nul_path(&v, String::new()));
+    Some(found.unwrap_or_else(|| "body".to_owned()))
+}
+
 /// Whether the raw JSON holds a `\u0000` escape (an odd run of backslashes before it; raw
 /// control characters are not valid JSON, so this is the only way NUL can arrive).
 pub fn has_escaped_nul(body: &[u8]) -> bool {
@@ -107,6 +123,12 @@ mod tests {
         assert_eq!(field_of("records[3]", "missing field `model`"), "records[3].model");
         assert_eq!(field_of("risk_level", "unknown variant `EXTREME`"), "risk_level");
         assert_eq!(field_of(".", "invalid type: map"), "body");
+    }
+
+    #[test]
+    fn nul_field_is_none_without_nul_and_names_the_path_with_one() {
+        assert_eq!(nul_field(br#"{"a":"b"}"#), None);
+        assert_eq!(nul_field(br#"{"a":{"b":"x\u0000"}}"#).as_deref(), Some("a.b"));
     }
 
     #[test]

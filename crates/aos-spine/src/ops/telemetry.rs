@@ -274,12 +274,8 @@ impl Operation for RevokeKey {
 }
 
 fn to_input(raw: &serde_json::value::RawValue) -> Result<UsageInput, (String, String)> {
-    if aos_schemas::wire::has_escaped_nul(raw.get().as_bytes()) {
-        let field = serde_json::from_str::<serde_json::Value>(raw.get())
-            .ok()
-            .and_then(|v| aos_schemas::wire::nul_path(&v, String::new()))
-            .unwrap_or_else(|| "record".to_owned());
-        return Err((field, "text may not contain the NUL character (\\u0000)".to_owned()));
+    if let Some(field) = aos_schemas::wire::nul_field(raw.get().as_bytes()) {
+        return Err((field, aos_schemas::wire::NUL_REFUSED.to_owned()));
     }
     let mut deserializer = serde_json::Deserializer::from_str(raw.get());
     let record: api::UsageRecord = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {

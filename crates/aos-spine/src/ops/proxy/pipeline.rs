@@ -199,12 +199,8 @@ pub(super) async fn run(
     let config = &runtime.engine.config;
     let mut body: Value = serde_json::from_slice(&raw)
         .map_err(|e| SpineError::bad_request(format!("the body is not valid JSON: {e}")))?;
-    if aos_schemas::wire::has_escaped_nul(&raw) {
-        let field = aos_schemas::wire::nul_path(&body, String::new()).unwrap_or_else(|| "body".into());
-        return Err(
-            SpineError::bad_request(format!("{field}: text may not contain the NUL character (\\u0000)"))
-                .on_field(field.clone()),
-        );
+    if let Some(field) = aos_schemas::wire::nul_field(&raw) {
+        return Err(SpineError::bad_request(format!("{field}: {}", aos_schemas::wire::NUL_REFUSED)).on_field(field));
     }
     let model = validate(endpoint, &mut body)?;
     let stream = endpoint == Endpoint::Chat
