@@ -2,9 +2,10 @@
 //! filters by `tenant_id`, except the approval sweeper's [`expire_due_approvals`] and the
 //! platform policy reads.
 
-use aos_models::governance::{ApprovalRow, AuditEventRow, AuditHeadRow, IncidentRow, PolicyModuleRow};
+use aos_models::governance::{ApprovalRow, ApprovalStatus, AuditEventRow, AuditHeadRow, IncidentRow, PolicyModuleRow};
 use aos_models::schema::{approvals, audit_events, audit_heads, incidents, policy_modules};
 use aos_models::{DbTime, DbUuid};
+use aos_types::{ApprovalId, IncidentId, IncidentStatus, ServerId, TenantId, ToolId};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -17,7 +18,8 @@ use crate::error::DriverResult;
 /// (`seq` 0 and `genesis` for a new chain), in one statement: an upsert whose no-op update
 /// takes the row lock on PostgreSQL (SQLite already holds the writer lock). Appends for
 /// one tenant are serialised on it.
-pub async fn lock_audit_head(conn: &mut Conn, tenant_id: DbUuid, genesis: &str) -> DriverResult<AuditHeadRow> {
+pub async fn lock_audit_head(conn: &mut Conn, tenant_id: TenantId, genesis: &str) -> DriverResult<AuditHeadRow> {
+    let tenant_id = DbUuid::from(tenant_id);
     let fresh = AuditHeadRow {
         tenant_id,
         seq: 0,
@@ -81,11 +83,12 @@ pub struct AuditFilter {
 /// Events of `tenant_id` with `seq > after_seq`, in chain order.
 pub async fn list_audit_events(
     conn: &mut Conn,
-    tenant_id: DbUuid,
+    tenant_id: TenantId,
     filter: &AuditFilter,
     after_seq: i64,
     limit: i64,
 ) -> DriverResult<Vec<AuditEventRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let rows = on_backend!(conn, |c| {
         let mut query = audit_events::table
             .filter(audit_events::tenant_id.eq(tenant_id))
@@ -117,7 +120,8 @@ pub async fn list_audit_events(
     Ok(rows)
 }
 
-pub async fn get_audit_head(conn: &mut Conn, tenant_id: DbUuid) -> DriverResult<Option<AuditHeadRow>> {
+pub async fn get_audit_head(conn: &mut Conn, tenant_id: TenantId) -> DriverResult<Option<AuditHeadRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let row = on_backend!(conn, |c| audit_heads::table
         .find(tenant_id)
         .select(AuditHeadRow::as_select())
@@ -138,7 +142,9 @@ pub async fn insert_approval(conn: &mut Conn, row: &ApprovalRow) -> DriverResult
     Ok(row)
 }
 
-pub async fn get_approval(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult<ApprovalRow> {
+pub async fn get_approval(conn: &mut Conn, tenant_id: TenantId, id: ApprovalId) -> DriverResult<ApprovalRow> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| approvals::table
         .filter(approvals::tenant_id.eq(tenant_id))
         .find(id)
@@ -153,22 +159,24 @@ pub async fn get_approval(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> Dri
 /// callers serialise on the row, so exactly one of them gets `Some`.
 pub async fn decide_approval(
     conn: &mut Conn,
-    tenant_id: DbUuid,
-    id: DbUuid,
-    status: &str,
+    tenant_id: TenantId,
+    id: ApprovalId,
+    status: ApprovalStatus,
     decided_by: &str,
     reason: Option<&str>,
     now: DbTime,
 ) -> DriverResult<Option<ApprovalRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| diesel::update(
         approvals::table
             .filter(approvals::tenant_id.eq(tenant_id))
             .filter(approvals::id.eq(id))
-            .filter(approvals::status.eq("PENDING"))
+            .filter(approvals::status.eq(ApprovalStatus::Pending.as_str()))
             .filter(approvals::expires_at.gt(now))
     )
     .set((
-        approvals::status.eq(status),
+        approvals::status.eq(status.as_str()),
         approvals::decided_at.eq(Some(now)),
         approvals::decided_by.eq(Some(decided_by)),
         approvals::decision_reason.eq(reason),
@@ -183,7 +191,7 @@ pub async fn decide_approval(
 /// Expires PENDING approvals whose time has passed (any tenant), up to `limit`.
 pub async fn expire_due_approvals(conn: &mut Conn, now: DbTime, limit: i64) -> DriverResult<Vec<ApprovalRow>> {
     let due: Vec<DbUuid> = on_backend!(conn, |c| approvals::table
-        .filter(approvals::status.eq("PENDING"))
+        .filter(approvals::status.eq(ApprovalStatus::Pending.as_str()))
         .filter(approvals::expires_at.le(now))
         .order(approvals::expires_at.asc())
         .limit(limit)
@@ -196,10 +204,10 @@ pub async fn expire_due_approvals(conn: &mut Conn, now: DbTime, limit: i64) -> D
     let rows = on_backend!(conn, |c| diesel::update(
         approvals::table
             .filter(approvals::id.eq_any(&due))
-            .filter(approvals::status.eq("PENDING"))
+            .filter(approvals::status.eq(ApprovalStatus::Pending.as_str()))
     )
     .set((
-        approvals::status.eq("EXPIRED"),
+        approvals::status.eq(ApprovalStatus::Expired.as_str()),
         approvals::decided_at.eq(Some(now)),
         approvals::decided_by.eq(Some("system:expiry")),
     ))
@@ -211,11 +219,12 @@ pub async fn expire_due_approvals(conn: &mut Conn, now: DbTime, limit: i64) -> D
 
 pub async fn list_approvals(
     conn: &mut Conn,
-    tenant_id: DbUuid,
-    status: Option<&str>,
+    tenant_id: TenantId,
+    status: Option<ApprovalStatus>,
     after: Option<(DbTime, DbUuid)>,
     limit: i64,
 ) -> DriverResult<Vec<ApprovalRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let rows = on_backend!(conn, |c| {
         let mut query = approvals::table
             .filter(approvals::tenant_id.eq(tenant_id))
@@ -224,7 +233,7 @@ pub async fn list_approvals(
             .limit(limit)
             .into_boxed();
         if let Some(status) = status {
-            query = query.filter(approvals::status.eq(status.to_owned()));
+            query = query.filter(approvals::status.eq(status.as_str()));
         }
         if let Some((at, id)) = after {
             query = query.filter(
@@ -249,7 +258,9 @@ pub async fn insert_incident(conn: &mut Conn, row: &IncidentRow) -> DriverResult
     Ok(row)
 }
 
-pub async fn get_incident(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult<IncidentRow> {
+pub async fn get_incident(conn: &mut Conn, tenant_id: TenantId, id: IncidentId) -> DriverResult<IncidentRow> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| incidents::table
         .filter(incidents::tenant_id.eq(tenant_id))
         .find(id)
@@ -262,20 +273,22 @@ pub async fn get_incident(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> Dri
 /// Resolves an OPEN incident; `None` when it was not OPEN.
 pub async fn resolve_incident(
     conn: &mut Conn,
-    tenant_id: DbUuid,
-    id: DbUuid,
+    tenant_id: TenantId,
+    id: IncidentId,
     by: &str,
     resolution: Option<&str>,
     now: DbTime,
 ) -> DriverResult<Option<IncidentRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| diesel::update(
         incidents::table
             .filter(incidents::tenant_id.eq(tenant_id))
             .filter(incidents::id.eq(id))
-            .filter(incidents::status.eq("OPEN"))
+            .filter(incidents::status.eq(IncidentStatus::Open.as_str()))
     )
     .set((
-        incidents::status.eq("RESOLVED"),
+        incidents::status.eq(IncidentStatus::Resolved.as_str()),
         incidents::resolved_at.eq(Some(now)),
         incidents::resolved_by.eq(Some(by)),
         incidents::resolution.eq(resolution),
@@ -290,20 +303,21 @@ pub async fn resolve_incident(
 /// Filters for listing incidents.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {
-    pub status: Option<String>,
+    pub status: Option<IncidentStatus>,
     pub kind: Option<String>,
     pub severity: Option<String>,
-    pub server_id: Option<DbUuid>,
-    pub tool_id: Option<DbUuid>,
+    pub server_id: Option<ServerId>,
+    pub tool_id: Option<ToolId>,
 }
 
 pub async fn list_incidents(
     conn: &mut Conn,
-    tenant_id: DbUuid,
+    tenant_id: TenantId,
     filter: &IncidentFilter,
     after: Option<(DbTime, DbUuid)>,
     limit: i64,
 ) -> DriverResult<Vec<IncidentRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let rows = on_backend!(conn, |c| {
         let mut query = incidents::table
             .filter(incidents::tenant_id.eq(tenant_id))
@@ -312,7 +326,7 @@ pub async fn list_incidents(
             .limit(limit)
             .into_boxed();
         if let Some(v) = &filter.status {
-            query = query.filter(incidents::status.eq(v.clone()));
+            query = query.filter(incidents::status.eq(v.as_str()));
         }
         if let Some(v) = &filter.kind {
             query = query.filter(incidents::kind.eq(v.clone()));
@@ -321,10 +335,10 @@ pub async fn list_incidents(
             query = query.filter(incidents::severity.eq(v.clone()));
         }
         if let Some(v) = filter.server_id {
-            query = query.filter(incidents::server_id.eq(v));
+            query = query.filter(incidents::server_id.eq(DbUuid::from(v)));
         }
         if let Some(v) = filter.tool_id {
-            query = query.filter(incidents::tool_id.eq(v));
+            query = query.filter(incidents::tool_id.eq(DbUuid::from(v)));
         }
         if let Some((at, id)) = after {
             query = query.filter(

@@ -4,6 +4,7 @@
 use aos_models::DbUuid;
 use aos_models::killswitch::KillSwitchRow;
 use aos_models::schema::killswitch_state;
+use aos_types::TenantId;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
@@ -31,10 +32,11 @@ pub async fn put(conn: &mut Conn, row: &KillSwitchRow) -> DriverResult<()> {
 /// One entity's state in `tenant_id`, if it was ever frozen.
 pub async fn get(
     conn: &mut Conn,
-    tenant_id: DbUuid,
+    tenant_id: TenantId,
     entity_type: &str,
     entity_id: DbUuid,
 ) -> DriverResult<Option<KillSwitchRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let row = on_backend!(conn, |c| killswitch_state::table
         .filter(killswitch_state::tenant_id.eq(tenant_id))
         .filter(killswitch_state::entity_type.eq(entity_type))
@@ -47,7 +49,8 @@ pub async fn get(
 }
 
 /// Every state row of a tenant (frozen or not), tenant first, then keys.
-pub async fn of_tenant(conn: &mut Conn, tenant_id: DbUuid) -> DriverResult<Vec<KillSwitchRow>> {
+pub async fn of_tenant(conn: &mut Conn, tenant_id: TenantId) -> DriverResult<Vec<KillSwitchRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let rows = on_backend!(conn, |c| killswitch_state::table
         .filter(killswitch_state::tenant_id.eq(tenant_id))
         .order((killswitch_state::entity_type.desc(), killswitch_state::entity_id.asc()))

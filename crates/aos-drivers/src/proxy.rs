@@ -4,6 +4,7 @@
 use aos_models::proxy::{ProxyCallRow, ProxySettingsRow, ProxySpendRow};
 use aos_models::schema::{proxy_calls, proxy_settings, proxy_spend};
 use aos_models::{DbTime, DbUuid};
+use aos_types::{ApiKeyId, CallId, TenantId};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
@@ -13,7 +14,8 @@ use crate::error::DriverResult;
 
 // ---- settings ----------------------------------------------------------------------------
 
-pub async fn get_settings(conn: &mut Conn, tenant_id: DbUuid) -> DriverResult<Option<ProxySettingsRow>> {
+pub async fn get_settings(conn: &mut Conn, tenant_id: TenantId) -> DriverResult<Option<ProxySettingsRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let row = on_backend!(conn, |c| proxy_settings::table
         .find(tenant_id)
         .select(ProxySettingsRow::as_select())
@@ -44,11 +46,12 @@ pub async fn put_settings(conn: &mut Conn, row: &ProxySettingsRow) -> DriverResu
 /// Creates the counter at zero unless it exists.
 pub async fn ensure_counter(
     conn: &mut Conn,
-    tenant_id: DbUuid,
+    tenant_id: TenantId,
     scope: &str,
     period: &str,
     now: DbTime,
 ) -> DriverResult<()> {
+    let tenant_id = DbUuid::from(tenant_id);
     let row = ProxySpendRow {
         tenant_id,
         scope: scope.to_owned(),
@@ -72,13 +75,14 @@ pub async fn ensure_counter(
 /// amount` so no sum can overflow (callers pass `0 <= amount <= limit`).
 pub async fn reserve(
     conn: &mut Conn,
-    tenant_id: DbUuid,
+    tenant_id: TenantId,
     scope: &str,
     period: &str,
     amount: i64,
     limit: i64,
     now: DbTime,
 ) -> DriverResult<bool> {
+    let tenant_id = DbUuid::from(tenant_id);
     let updated = on_backend!(conn, |c| diesel::update(
         proxy_spend::table
             .filter(proxy_spend::tenant_id.eq(tenant_id))
@@ -115,10 +119,11 @@ pub async fn apply_spend(conn: &mut Conn, row: &ProxySpendRow) -> DriverResult<(
 /// The tenant's counters for the given scopes in the given periods.
 pub async fn counters(
     conn: &mut Conn,
-    tenant_id: DbUuid,
+    tenant_id: TenantId,
     scopes: &[String],
     periods: &[String],
 ) -> DriverResult<Vec<ProxySpendRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let rows = on_backend!(conn, |c| proxy_spend::table
         .filter(proxy_spend::tenant_id.eq(tenant_id))
         .filter(proxy_spend::scope.eq_any(scopes))
@@ -166,7 +171,7 @@ pub async fn insert_calls(conn: &mut Conn, rows: &[ProxyCallRow]) -> DriverResul
 /// Filters of the call log.
 #[derive(Debug, Clone, Default)]
 pub struct CallFilter {
-    pub key_id: Option<DbUuid>,
+    pub key_id: Option<ApiKeyId>,
     pub model: Option<String>,
     pub status: Option<String>,
     pub since: Option<DbTime>,
@@ -176,11 +181,12 @@ pub struct CallFilter {
 /// A page of the tenant's calls, newest first, after the keyset cursor `(created_at, id)`.
 pub async fn list_calls(
     conn: &mut Conn,
-    tenant_id: DbUuid,
+    tenant_id: TenantId,
     filter: &CallFilter,
     after: Option<(DbTime, DbUuid)>,
     limit: i64,
 ) -> DriverResult<Vec<ProxyCallRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let rows = on_backend!(conn, |c| {
         let mut query = proxy_calls::table
             .filter(proxy_calls::tenant_id.eq(tenant_id))
@@ -189,7 +195,7 @@ pub async fn list_calls(
             .limit(limit)
             .into_boxed();
         if let Some(v) = filter.key_id {
-            query = query.filter(proxy_calls::key_id.eq(v));
+            query = query.filter(proxy_calls::key_id.eq(DbUuid::from(v)));
         }
         if let Some(v) = &filter.model {
             query = query.filter(proxy_calls::model.eq(v.clone()));
@@ -215,7 +221,9 @@ pub async fn list_calls(
     Ok(rows)
 }
 
-pub async fn get_call(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult<Option<ProxyCallRow>> {
+pub async fn get_call(conn: &mut Conn, tenant_id: TenantId, id: CallId) -> DriverResult<Option<ProxyCallRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| proxy_calls::table
         .filter(proxy_calls::tenant_id.eq(tenant_id))
         .find(id)

@@ -4,6 +4,7 @@
 use aos_models::schema::tenants;
 use aos_models::tenant::{NewTenant, TenantChanges, TenantRow};
 use aos_models::{DbTime, DbUuid};
+use aos_types::TenantId;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -21,7 +22,8 @@ pub async fn insert(conn: &mut Conn, new: &NewTenant) -> DriverResult<TenantRow>
 }
 
 /// The tenant with this id, or `NotFound`.
-pub async fn get(conn: &mut Conn, id: DbUuid) -> DriverResult<TenantRow> {
+pub async fn get(conn: &mut Conn, id: TenantId) -> DriverResult<TenantRow> {
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| tenants::table
         .find(id)
         .select(TenantRow::as_select())
@@ -57,7 +59,8 @@ pub async fn count(conn: &mut Conn) -> DriverResult<i64> {
 }
 
 /// Applies `changes` and returns the updated row, or `NotFound`.
-pub async fn update(conn: &mut Conn, id: DbUuid, changes: &TenantChanges) -> DriverResult<TenantRow> {
+pub async fn update(conn: &mut Conn, id: TenantId, changes: &TenantChanges) -> DriverResult<TenantRow> {
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| diesel::update(tenants::table.find(id))
         .set(changes)
         .returning(TenantRow::as_returning())

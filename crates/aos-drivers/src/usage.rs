@@ -3,6 +3,7 @@
 use aos_models::schema::{cus_integration_keys, cus_integrations, llm_usage_daily, llm_usage_records};
 use aos_models::usage::{DailyUsageRow, IntegrationKeyRow, IntegrationRow, UsageRecordRow};
 use aos_models::{DbTime, DbUuid};
+use aos_types::{IntegrationId, IntegrationKeyId, TenantId};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
@@ -116,7 +117,9 @@ pub async fn insert_integration(conn: &mut Conn, row: &IntegrationRow) -> Driver
     Ok(row)
 }
 
-pub async fn get_integration(conn: &mut Conn, tenant_id: DbUuid, id: DbUuid) -> DriverResult<IntegrationRow> {
+pub async fn get_integration(conn: &mut Conn, tenant_id: TenantId, id: IntegrationId) -> DriverResult<IntegrationRow> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| cus_integrations::table
         .filter(cus_integrations::tenant_id.eq(tenant_id))
         .find(id)
@@ -179,11 +182,13 @@ pub async fn add_to_daily(conn: &mut Conn, increments: &[DailyUsageRow]) -> Driv
 /// Rollup rows of a tenant for days `from..=to` (`YYYY-MM-DD`), optionally one integration.
 pub async fn daily_rows(
     conn: &mut Conn,
-    tenant_id: DbUuid,
-    integration_id: Option<DbUuid>,
+    tenant_id: TenantId,
+    integration_id: Option<IntegrationId>,
     from: &str,
     to: &str,
 ) -> DriverResult<Vec<DailyUsageRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let integration_id = integration_id.map(DbUuid::from);
     let rows = on_backend!(conn, |c| {
         let mut query = llm_usage_daily::table
             .filter(llm_usage_daily::tenant_id.eq(tenant_id))
@@ -208,13 +213,15 @@ pub async fn daily_rows(
 /// `(occurred_at, id)`.
 pub async fn records(
     conn: &mut Conn,
-    tenant_id: DbUuid,
-    integration_id: Option<DbUuid>,
+    tenant_id: TenantId,
+    integration_id: Option<IntegrationId>,
     from: DbTime,
     to: DbTime,
     before: Option<(DbTime, DbUuid)>,
     limit: i64,
 ) -> DriverResult<Vec<UsageRecordRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let integration_id = integration_id.map(DbUuid::from);
     let rows = on_backend!(conn, |c| {
         let mut query = llm_usage_records::table
             .filter(llm_usage_records::tenant_id.eq(tenant_id))
@@ -239,7 +246,8 @@ pub async fn records(
     Ok(rows)
 }
 
-pub async fn list_integrations(conn: &mut Conn, tenant_id: DbUuid) -> DriverResult<Vec<IntegrationRow>> {
+pub async fn list_integrations(conn: &mut Conn, tenant_id: TenantId) -> DriverResult<Vec<IntegrationRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
     let rows = on_backend!(conn, |c| cus_integrations::table
         .filter(cus_integrations::tenant_id.eq(tenant_id))
         .order((cus_integrations::created_at.asc(), cus_integrations::id.asc()))
@@ -252,12 +260,14 @@ pub async fn list_integrations(conn: &mut Conn, tenant_id: DbUuid) -> DriverResu
 /// Sets an integration's name and/or status.
 pub async fn update_integration(
     conn: &mut Conn,
-    tenant_id: DbUuid,
-    id: DbUuid,
+    tenant_id: TenantId,
+    id: IntegrationId,
     name: Option<String>,
     status: Option<String>,
     at: DbTime,
 ) -> DriverResult<IntegrationRow> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| diesel::update(
         cus_integrations::table
             .filter(cus_integrations::tenant_id.eq(tenant_id))
@@ -285,9 +295,11 @@ pub async fn insert_integration_key(conn: &mut Conn, row: &IntegrationKeyRow) ->
 
 pub async fn integration_keys(
     conn: &mut Conn,
-    tenant_id: DbUuid,
-    integration_id: DbUuid,
+    tenant_id: TenantId,
+    integration_id: IntegrationId,
 ) -> DriverResult<Vec<IntegrationKeyRow>> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let integration_id = DbUuid::from(integration_id);
     let rows = on_backend!(conn, |c| cus_integration_keys::table
         .filter(cus_integration_keys::tenant_id.eq(tenant_id))
         .filter(cus_integration_keys::integration_id.eq(integration_id))
@@ -301,11 +313,13 @@ pub async fn integration_keys(
 /// Sets the expiry and/or revocation of a key of `tenant_id`.
 pub async fn update_integration_key(
     conn: &mut Conn,
-    tenant_id: DbUuid,
-    id: DbUuid,
+    tenant_id: TenantId,
+    id: IntegrationKeyId,
     expires_at: Option<DbTime>,
     revoked_at: Option<DbTime>,
 ) -> DriverResult<IntegrationKeyRow> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let id = DbUuid::from(id);
     let row = on_backend!(conn, |c| diesel::update(
         cus_integration_keys::table
             .filter(cus_integration_keys::tenant_id.eq(tenant_id))

@@ -8,6 +8,7 @@ use aos_drivers::{
     Backend, Database, DriverError, TxMode, api_keys, auth_epoch, governance, killswitch, mcp, proxy, tenants, usage,
 };
 use aos_models::api_key::NewApiKey;
+use aos_models::governance::ApprovalStatus;
 use aos_models::mcp::{McpInvocationRow, McpServerChanges, NewMcpServer, NewMcpTool};
 use aos_models::tenant::{NewTenant, TenantChanges};
 use aos_models::{DbJson, DbTime, DbUuid};
@@ -36,6 +37,8 @@ aos_drivers::on_both_backends!(
     approvals_are_decided_once_expire_once_and_stay_in_their_tenant,
     the_audit_chain_appends_under_its_head_reads_per_tenant_and_refuses_edits,
     integration_keys_are_found_by_hash_and_listed_per_tenant,
+    incidents_resolve_once_filter_by_status_and_stay_in_their_tenant,
+    usage_records_are_idempotent_per_call_and_rollups_add_up,
 );
 
 fn new_tenant(name: &str, created_at: DbTime) -> NewTenant {
@@ -62,7 +65,7 @@ async fn tenant_round_trips_every_portable_type(db: &Database) {
     let stored = insert(db, new.clone()).await.unwrap();
 
     let mut conn = db.conn().await.unwrap();
-    let read = tenants::get(&mut conn, new.id).await.unwrap();
+    let read = tenants::get(&mut conn, new.id.into()).await.unwrap();
     assert_eq!(read, stored);
     assert_eq!(read.id, new.id);
     assert_eq!(read.name, "Acme");
@@ -92,16 +95,16 @@ async fn update_changes_only_given_columns_and_missing_is_not_found(db: &Databas
         status: Some("SUSPENDED".into()),
         ..Default::default()
     };
-    let updated = tenants::update(&mut conn, stored.id, &changes).await.unwrap();
+    let updated = tenants::update(&mut conn, stored.id.into(), &changes).await.unwrap();
     assert_eq!(updated.status, "SUSPENDED");
     assert_eq!(updated.name, stored.name);
     assert_eq!(updated.onboarding_state, stored.onboarding_state);
 
-    let err = tenants::update(&mut conn, DbUuid::new_v7(), &changes)
+    let err = tenants::update(&mut conn, DbUuid::new_v7().into(), &changes)
         .await
         .unwrap_err();
     assert!(matches!(err, DriverError::NotFound), "{err:?}");
-    let err = tenants::get(&mut conn, DbUuid::new_v7()).await.unwrap_err();
+    let err = tenants::get(&mut conn, DbUuid::new_v7().into()).await.unwrap_err();
     assert!(matches!(err, DriverError::NotFound), "{err:?}");
 }
 
@@ -149,7 +152,10 @@ async fn failed_transaction_rolls_back_everything(db: &Database) {
         .await;
     assert!(matches!(result, Err(DriverError::Constraint(_))), "{result:?}");
     let mut conn = db.conn().await.unwrap();
-    assert!(matches!(tenants::get(&mut conn, id).await, Err(DriverError::NotFound)));
+    assert!(matches!(
+        tenants::get(&mut conn, id.into()).await,
+        Err(DriverError::NotFound)
+    ));
     assert_eq!(tenants::count(&mut conn).await.unwrap(), 0);
 }
 
@@ -171,8 +177,8 @@ async fn committed_transaction_persists(db: &Database) {
         .unwrap();
     assert_eq!(names, ["a", "b"]);
     let mut conn = db.conn().await.unwrap();
-    assert_eq!(tenants::get(&mut conn, ids.0).await.unwrap().name, "a");
-    assert_eq!(tenants::get(&mut conn, ids.1).await.unwrap().name, "b");
+    assert_eq!(tenants::get(&mut conn, ids.0.into()).await.unwrap().name, "a");
+    assert_eq!(tenants::get(&mut conn, ids.1.into()).await.unwrap().name, "b");
 }
 
 async fn concurrent_write_transactions_all_commit(db: &Database) {
@@ -575,14 +581,22 @@ async fn killswitch_state_is_per_tenant_and_frozen_lists_every_tenant(db: &Datab
     killswitch::put(&mut conn, &row(acme.id, "tenant", acme.id, false))
         .await
         .unwrap();
-    let acme_state = killswitch::get(&mut conn, acme.id, "tenant", acme.id)
+    let acme_state = killswitch::get(&mut conn, acme.id.into(), "tenant", acme.id)
         .await
         .unwrap()
         .unwrap();
     assert!(!acme_state.frozen);
     // Another tenant's entity is not found under this tenant.
-    assert!(killswitch::get(&mut conn, acme.id, "key", key).await.unwrap().is_none());
-    assert_eq!(killswitch::of_tenant(&mut conn, globex.id).await.unwrap().len(), 1);
+    assert!(
+        killswitch::get(&mut conn, acme.id.into(), "key", key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        killswitch::of_tenant(&mut conn, globex.id.into()).await.unwrap().len(),
+        1
+    );
     let frozen = killswitch::frozen(&mut conn).await.unwrap();
     assert_eq!(frozen.len(), 1);
     assert_eq!((frozen[0].tenant_id, frozen[0].entity_id), (globex.id, key));
@@ -593,27 +607,27 @@ async fn budget_reservations_never_pass_the_limit_and_settlements_add_up(db: &Da
     let acme = insert(db, new_tenant("budget-acme", now)).await.unwrap();
     let (scope, period) = ("tenant", "day:2026-12-01");
     let mut conn = db.conn().await.unwrap();
-    proxy::ensure_counter(&mut conn, acme.id, scope, period, now)
+    proxy::ensure_counter(&mut conn, acme.id.into(), scope, period, now)
         .await
         .unwrap();
     // 100 micro-dollars: 60 fits, another 60 does not, 40 does.
     assert!(
-        proxy::reserve(&mut conn, acme.id, scope, period, 60, 100, now)
+        proxy::reserve(&mut conn, acme.id.into(), scope, period, 60, 100, now)
             .await
             .unwrap()
     );
     assert!(
-        !proxy::reserve(&mut conn, acme.id, scope, period, 60, 100, now)
+        !proxy::reserve(&mut conn, acme.id.into(), scope, period, 60, 100, now)
             .await
             .unwrap()
     );
     assert!(
-        proxy::reserve(&mut conn, acme.id, scope, period, 40, 100, now)
+        proxy::reserve(&mut conn, acme.id.into(), scope, period, 40, 100, now)
             .await
             .unwrap()
     );
     assert!(
-        !proxy::reserve(&mut conn, acme.id, scope, period, 1, 100, now)
+        !proxy::reserve(&mut conn, acme.id.into(), scope, period, 1, 100, now)
             .await
             .unwrap()
     );
@@ -627,19 +641,19 @@ async fn budget_reservations_never_pass_the_limit_and_settlements_add_up(db: &Da
         updated_at: now,
     };
     proxy::apply_spend(&mut conn, &settle).await.unwrap();
-    let counters = proxy::counters(&mut conn, acme.id, &[scope.to_owned()], &[period.to_owned()])
+    let counters = proxy::counters(&mut conn, acme.id.into(), &[scope.to_owned()], &[period.to_owned()])
         .await
         .unwrap();
     let counter = counters.iter().find(|c| c.period == period).unwrap();
     assert_eq!((counter.spent_micros, counter.reserved_micros), (25, 40));
     // Room again: 100 - 25 - 40 = 35.
     assert!(
-        proxy::reserve(&mut conn, acme.id, scope, period, 35, 100, now)
+        proxy::reserve(&mut conn, acme.id.into(), scope, period, 35, 100, now)
             .await
             .unwrap()
     );
     assert!(
-        !proxy::reserve(&mut conn, acme.id, scope, period, 1, 100, now)
+        !proxy::reserve(&mut conn, acme.id.into(), scope, period, 1, 100, now)
             .await
             .unwrap()
     );
@@ -673,30 +687,62 @@ async fn approvals_are_decided_once_expire_once_and_stay_in_their_tenant(db: &Da
         .unwrap();
     // Another tenant can neither read nor decide it.
     assert!(matches!(
-        governance::get_approval(&mut conn, globex.id, open.id).await,
+        governance::get_approval(&mut conn, globex.id.into(), open.id.into()).await,
         Err(DriverError::NotFound)
     ));
-    let theirs = governance::decide_approval(&mut conn, globex.id, open.id, "APPROVED", "key:b", None, now)
-        .await
-        .unwrap();
+    let theirs = governance::decide_approval(
+        &mut conn,
+        globex.id.into(),
+        open.id.into(),
+        ApprovalStatus::Approved,
+        "key:b",
+        None,
+        now,
+    )
+    .await
+    .unwrap();
     assert!(theirs.is_none());
     // Decided exactly once.
-    let first = governance::decide_approval(&mut conn, acme.id, open.id, "APPROVED", "key:b", Some("ok"), now)
-        .await
-        .unwrap()
-        .unwrap();
+    let first = governance::decide_approval(
+        &mut conn,
+        acme.id.into(),
+        open.id.into(),
+        ApprovalStatus::Approved,
+        "key:b",
+        Some("ok"),
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(
-        (first.status.as_str(), first.decided_by.as_deref()),
-        ("APPROVED", Some("key:b"))
+        (first.status(), first.decided_by.as_deref()),
+        (ApprovalStatus::Approved, Some("key:b"))
     );
-    let again = governance::decide_approval(&mut conn, acme.id, open.id, "DENIED", "key:c", None, now)
-        .await
-        .unwrap();
+    let again = governance::decide_approval(
+        &mut conn,
+        acme.id.into(),
+        open.id.into(),
+        ApprovalStatus::Denied,
+        "key:c",
+        None,
+        now,
+    )
+    .await
+    .unwrap();
     assert!(again.is_none(), "a decided approval is not decided again");
     // An expired one cannot be decided, and the sweep expires it once.
-    let late = governance::decide_approval(&mut conn, acme.id, stale.id, "APPROVED", "key:b", None, now)
-        .await
-        .unwrap();
+    let late = governance::decide_approval(
+        &mut conn,
+        acme.id.into(),
+        stale.id.into(),
+        ApprovalStatus::Approved,
+        "key:b",
+        None,
+        now,
+    )
+    .await
+    .unwrap();
     assert!(late.is_none());
     let expired = governance::expire_due_approvals(&mut conn, now, 10).await.unwrap();
     assert_eq!(expired.iter().map(|a| a.id).collect::<Vec<_>>(), vec![stale.id]);
@@ -732,7 +778,7 @@ async fn the_audit_chain_appends_under_its_head_reads_per_tenant_and_refuses_edi
     let acme_id = acme.id;
     db.transaction(TxMode::Write, move |conn| {
         Box::pin(async move {
-            let head = governance::lock_audit_head(conn, acme_id, "h0").await?;
+            let head = governance::lock_audit_head(conn, acme_id.into(), "h0").await?;
             assert_eq!(head.seq, 0);
             let events = [
                 event(acme.id, 1, "TOOL_INVOCATION_REQUESTED"),
@@ -745,15 +791,18 @@ async fn the_audit_chain_appends_under_its_head_reads_per_tenant_and_refuses_edi
     .await
     .unwrap();
     let mut conn = db.conn().await.unwrap();
-    let head = governance::get_audit_head(&mut conn, acme.id).await.unwrap().unwrap();
+    let head = governance::get_audit_head(&mut conn, acme.id.into())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((head.seq, head.head_hash.as_str()), (2, "h2"));
     assert!(
-        governance::get_audit_head(&mut conn, globex.id)
+        governance::get_audit_head(&mut conn, globex.id.into())
             .await
             .unwrap()
             .is_none()
     );
-    let all = governance::list_audit_events(&mut conn, acme.id, &governance::AuditFilter::default(), 0, 10)
+    let all = governance::list_audit_events(&mut conn, acme.id.into(), &governance::AuditFilter::default(), 0, 10)
         .await
         .unwrap();
     assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
@@ -761,11 +810,11 @@ async fn the_audit_chain_appends_under_its_head_reads_per_tenant_and_refuses_edi
         event_type: Some("TOOL_INVOCATION_ALLOWED".into()),
         ..governance::AuditFilter::default()
     };
-    let allowed = governance::list_audit_events(&mut conn, acme.id, &filter, 0, 10)
+    let allowed = governance::list_audit_events(&mut conn, acme.id.into(), &filter, 0, 10)
         .await
         .unwrap();
     assert_eq!(allowed.len(), 1);
-    let theirs = governance::list_audit_events(&mut conn, globex.id, &governance::AuditFilter::default(), 0, 10)
+    let theirs = governance::list_audit_events(&mut conn, globex.id.into(), &governance::AuditFilter::default(), 0, 10)
         .await
         .unwrap();
     assert!(theirs.is_empty());
@@ -827,22 +876,271 @@ async fn integration_keys_are_found_by_hash_and_listed_per_tenant(db: &Database)
     );
     // ... every other read is the tenant's own.
     assert_eq!(
-        usage::integration_keys(&mut conn, acme.id, integration.id)
+        usage::integration_keys(&mut conn, acme.id.into(), integration.id.into())
             .await
             .unwrap()
             .len(),
         1
     );
     assert!(
-        usage::integration_keys(&mut conn, globex.id, integration.id)
+        usage::integration_keys(&mut conn, globex.id.into(), integration.id.into())
             .await
             .unwrap()
             .is_empty()
     );
     assert!(matches!(
-        usage::get_integration(&mut conn, globex.id, integration.id).await,
+        usage::get_integration(&mut conn, globex.id.into(), integration.id.into()).await,
         Err(DriverError::NotFound)
     ));
-    assert_eq!(usage::list_integrations(&mut conn, acme.id).await.unwrap().len(), 1);
-    assert!(usage::list_integrations(&mut conn, globex.id).await.unwrap().is_empty());
+    assert_eq!(
+        usage::list_integrations(&mut conn, acme.id.into()).await.unwrap().len(),
+        1
+    );
+    assert!(
+        usage::list_integrations(&mut conn, globex.id.into())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn incidents_resolve_once_filter_by_status_and_stay_in_their_tenant(db: &Database) {
+    use aos_types::IncidentStatus;
+    let now = DbTime::now();
+    let acme = insert(db, new_tenant("inc-acme", now)).await.unwrap();
+    let globex = insert(db, new_tenant("inc-globex", now)).await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let incident = |tenant_id: DbUuid, kind: &str, at: DbTime| aos_models::governance::IncidentRow {
+        id: DbUuid::new_v7(),
+        tenant_id,
+        kind: kind.into(),
+        severity: "HIGH".into(),
+        status: IncidentStatus::Open.as_str().into(),
+        title: "t".into(),
+        details: DbJson(json!({"n": 1})),
+        server_id: None,
+        tool_id: None,
+        invocation_id: None,
+        created_at: at,
+        resolved_at: None,
+        resolved_by: None,
+        resolution: None,
+    };
+    let later = DbTime::from(now.get() + time::Duration::seconds(1));
+    let first = governance::insert_incident(&mut conn, &incident(acme.id, "TOOL_DRIFT", now))
+        .await
+        .unwrap();
+    let second = governance::insert_incident(&mut conn, &incident(acme.id, "POLICY_ERROR", later))
+        .await
+        .unwrap();
+    governance::insert_incident(&mut conn, &incident(globex.id, "TOOL_DRIFT", now))
+        .await
+        .unwrap();
+
+    // Another tenant neither reads nor resolves it.
+    assert!(matches!(
+        governance::get_incident(&mut conn, globex.id.into(), first.id.into()).await,
+        Err(DriverError::NotFound)
+    ));
+    assert!(
+        governance::resolve_incident(&mut conn, globex.id.into(), first.id.into(), "key:g", None, later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Resolved once; the second try finds nothing OPEN and changes nothing.
+    let resolved = governance::resolve_incident(
+        &mut conn,
+        acme.id.into(),
+        first.id.into(),
+        "key:a",
+        Some("fixed"),
+        later,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(resolved.status(), IncidentStatus::Resolved);
+    assert_eq!(
+        (resolved.resolved_by.as_deref(), resolved.resolution.as_deref()),
+        (Some("key:a"), Some("fixed"))
+    );
+    assert!(
+        governance::resolve_incident(
+            &mut conn,
+            acme.id.into(),
+            first.id.into(),
+            "key:b",
+            Some("again"),
+            later
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+    let read = governance::get_incident(&mut conn, acme.id.into(), first.id.into())
+        .await
+        .unwrap();
+    assert_eq!(read.resolved_by.as_deref(), Some("key:a"));
+    assert_eq!(read.details, DbJson(json!({"n": 1})));
+
+    // Lists: the tenant's own, oldest first, filtered by status and kind, paged by keyset.
+    let all = governance::list_incidents(&mut conn, acme.id.into(), &Default::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(all.iter().map(|i| i.id).collect::<Vec<_>>(), vec![first.id, second.id]);
+    let open = governance::IncidentFilter {
+        status: Some(IncidentStatus::Open),
+        ..Default::default()
+    };
+    let open = governance::list_incidents(&mut conn, acme.id.into(), &open, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(open.iter().map(|i| i.id).collect::<Vec<_>>(), vec![second.id]);
+    let drift = governance::IncidentFilter {
+        kind: Some("TOOL_DRIFT".into()),
+        ..Default::default()
+    };
+    let drift = governance::list_incidents(&mut conn, acme.id.into(), &drift, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(drift.iter().map(|i| i.id).collect::<Vec<_>>(), vec![first.id]);
+    let page2 = governance::list_incidents(
+        &mut conn,
+        acme.id.into(),
+        &Default::default(),
+        Some((first.created_at, first.id)),
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(page2.iter().map(|i| i.id).collect::<Vec<_>>(), vec![second.id]);
+}
+
+async fn usage_records_are_idempotent_per_call_and_rollups_add_up(db: &Database) {
+    let now = DbTime::now();
+    let acme = insert(db, new_tenant("use-acme", now)).await.unwrap();
+    let globex = insert(db, new_tenant("use-globex", now)).await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let integration = usage::insert_integration(
+        &mut conn,
+        &aos_models::usage::IntegrationRow {
+            id: DbUuid::new_v7(),
+            tenant_id: acme.id,
+            name: "prod".into(),
+            provider: "openai".into(),
+            status: "ACTIVE".into(),
+            created_by: "key:a".into(),
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await
+    .unwrap();
+    let record = |call_id: &str, at: DbTime| aos_models::usage::UsageRecordRow {
+        id: DbUuid::new_v7(),
+        tenant_id: acme.id,
+        integration_id: integration.id,
+        call_id: call_id.into(),
+        provider: "openai".into(),
+        model: "gpt-4o".into(),
+        input_tokens: 10,
+        output_tokens: 5,
+        cached_tokens: 0,
+        cost_micros: 7,
+        cost_source: "reported".into(),
+        latency_ms: Some(12),
+        status: "success".into(),
+        error_code: None,
+        session_id: None,
+        run_id: None,
+        trace_id: None,
+        occurred_at: at,
+        received_at: now,
+        metadata: DbJson(json!({})),
+    };
+    let earlier = DbTime::from(now.get() - time::Duration::seconds(5));
+    let inserted = usage::insert_new_records(&mut conn, &[record("c1", earlier), record("c2", now)])
+        .await
+        .unwrap();
+    assert_eq!(inserted, vec!["c1".to_owned(), "c2".to_owned()]);
+    // A retried batch: the known call id is skipped, the new one goes in.
+    let again = usage::insert_new_records(&mut conn, &[record("c2", now), record("c3", now)])
+        .await
+        .unwrap();
+    assert_eq!(again, vec!["c3".to_owned()]);
+
+    let window = (
+        DbTime::from(now.get() - time::Duration::hours(1)),
+        DbTime::from(now.get() + time::Duration::hours(1)),
+    );
+    let mine = usage::records(&mut conn, acme.id.into(), None, window.0, window.1, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 3);
+    assert_eq!(mine.last().map(|r| r.call_id.as_str()), Some("c1"), "newest first");
+    assert!(
+        usage::records(&mut conn, globex.id.into(), None, window.0, window.1, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let cursor = mine.first().map(|r| (r.occurred_at, r.id));
+    let rest = usage::records(
+        &mut conn,
+        acme.id.into(),
+        Some(integration.id.into()),
+        window.0,
+        window.1,
+        cursor,
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(rest.len(), 2);
+
+    // Rollups: two increments of the same day, provider and model add into one row.
+    let increment = |calls: i64, cost: i64| aos_models::usage::DailyUsageRow {
+        tenant_id: acme.id,
+        integration_id: integration.id,
+        day: "2026-12-01".into(),
+        provider: "openai".into(),
+        model: "gpt-4o".into(),
+        calls,
+        errors: 1,
+        input_tokens: 10 * calls,
+        cost_micros: cost,
+        latency_count: calls,
+        latency_sum_ms: 12 * calls,
+        lat_b03: calls,
+        ..Default::default()
+    };
+    usage::add_to_daily(&mut conn, &[increment(2, 14)]).await.unwrap();
+    usage::add_to_daily(&mut conn, &[increment(1, 7)]).await.unwrap();
+    let rows = usage::daily_rows(&mut conn, acme.id.into(), None, "2026-12-01", "2026-12-01")
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (
+            rows[0].calls,
+            rows[0].errors,
+            rows[0].input_tokens,
+            rows[0].cost_micros,
+            rows[0].lat_b03
+        ),
+        (3, 2, 30, 21, 3)
+    );
+    assert!(
+        usage::daily_rows(&mut conn, acme.id.into(), None, "2026-12-02", "2026-12-31")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        usage::daily_rows(&mut conn, globex.id.into(), None, "2026-12-01", "2026-12-01")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

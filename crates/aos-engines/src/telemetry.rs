@@ -11,6 +11,7 @@ use aos_drivers::{Conn, DriverError, auth_epoch, usage as db};
 pub use aos_models::usage::IntegrationRow;
 use aos_models::usage::{DailyUsageRow, LATENCY_BUCKETS, UsageRecordRow};
 use aos_models::{DbJson, DbTime, DbUuid};
+use aos_types::IntegrationStatus;
 use serde::Deserialize;
 use serde_json::Value;
 use time::{Date, Duration, OffsetDateTime};
@@ -284,7 +285,7 @@ pub async fn get_integration(conn: &mut Conn, tenant: uuid::Uuid, id: uuid::Uuid
 /// The tenant's integrations, deleted ones left out.
 pub async fn list_integrations(conn: &mut Conn, tenant: uuid::Uuid) -> EngineResult<Vec<IntegrationRow>> {
     let mut rows = db::list_integrations(conn, tenant.into()).await?;
-    rows.retain(|r| r.status != "DELETED");
+    rows.retain(|r| r.status() != IntegrationStatus::Deleted);
     Ok(rows)
 }
 
@@ -292,15 +293,15 @@ pub async fn list_integrations(conn: &mut Conn, tenant: uuid::Uuid) -> EngineRes
 /// the credential poll interval, its usage kept for the dashboards and audit.
 pub async fn delete_integration(conn: &mut Conn, tenant: uuid::Uuid, id: uuid::Uuid) -> EngineResult<IntegrationRow> {
     let current = get_integration(conn, tenant, id).await?;
-    if current.status == "DELETED" {
+    if current.status() == IntegrationStatus::Deleted {
         return Err(EngineError::NotFound("integration"));
     }
     let updated = db::update_integration(
         conn,
-        current.tenant_id,
-        current.id,
+        current.tenant_id.into(),
+        current.id.into(),
         None,
-        Some("DELETED".into()),
+        Some(IntegrationStatus::Deleted.as_str().into()),
         DbTime::now(),
     )
     .await?;
@@ -318,17 +319,25 @@ pub async fn update_integration(
     active: Option<bool>,
 ) -> EngineResult<IntegrationRow> {
     let current = get_integration(conn, tenant, id).await?;
-    if current.status == "DELETED" {
+    if current.status() == IntegrationStatus::Deleted {
         return Err(EngineError::NotFound("integration"));
     }
     if let Some(name) = &name {
         text("name", name.trim(), 200).map_err(|(f, r)| EngineError::invalid(f, r))?;
     }
-    let status = active.map(|a| if a { "ACTIVE" } else { "DISABLED" }.to_owned());
+    let status = active.map(|a| {
+        if a {
+            IntegrationStatus::Active
+        } else {
+            IntegrationStatus::Disabled
+        }
+        .as_str()
+        .to_owned()
+    });
     let updated = db::update_integration(
         conn,
-        current.tenant_id,
-        current.id,
+        current.tenant_id.into(),
+        current.id.into(),
         name.map(|n| n.trim().to_owned()),
         status,
         DbTime::now(),
@@ -360,7 +369,7 @@ pub async fn create_integration(
         tenant_id: tenant.into(),
         name: name.trim().to_owned(),
         provider: provider.trim().to_owned(),
-        status: "ACTIVE".into(),
+        status: IntegrationStatus::Active.as_str().into(),
         created_by: by.to_owned(),
         created_at: now,
         updated_at: now,
@@ -388,7 +397,7 @@ pub async fn ingest(
         ));
     }
     let integration = get_integration(conn, tenant, integration_id).await?;
-    if integration.status != "ACTIVE" {
+    if integration.status() != IntegrationStatus::Active {
         return Err(EngineError::Forbidden("the integration is disabled".into()));
     }
     let now = OffsetDateTime::now_utc();

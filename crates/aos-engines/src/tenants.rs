@@ -117,7 +117,7 @@ pub async fn update(conn: &mut Conn, id: uuid::Uuid, update: TenantUpdate) -> En
     }
     changes.updated_at = Some(DbTime::now());
     let name = changes.name.clone().unwrap_or_default();
-    let updated = db::update(conn, current.id, &changes)
+    let updated = db::update(conn, current.id.into(), &changes)
         .await
         .map_err(|e| name_conflict(e, &name))?;
     if updated.status != current.status {

@@ -1,6 +1,7 @@
 //! Governance records: the per-tenant audit chain, approvals, incidents and policy
 //! modules.
 
+use aos_types::IncidentStatus;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +64,14 @@ impl ApprovalStatus {
     }
 }
 
+impl IncidentRow {
+    /// The stored status, read leniently: an unknown value reads as `Open` (an incident
+    /// nobody can tell is closed still needs a look).
+    pub fn status(&self) -> IncidentStatus {
+        IncidentStatus::parse(&self.status).unwrap_or(IncidentStatus::Open)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = approvals)]
 pub struct ApprovalRow {
@@ -99,7 +108,7 @@ pub struct IncidentRow {
     pub kind: String,
     /// A risk level: `LOW` .. `CRITICAL`.
     pub severity: String,
-    /// `OPEN` or `RESOLVED`.
+    /// An [`IncidentStatus`]; read it with [`IncidentRow::status`].
     pub status: String,
     pub title: String,
     pub details: DbJson,

@@ -1,5 +1,6 @@
 //! Customer LLM telemetry: integrations, raw usage records, and the daily rollup.
 
+use aos_types::IntegrationStatus;
 use diesel::prelude::*;
 
 use crate::schema::{cus_integration_keys, cus_integrations, llm_usage_daily, llm_usage_records};
@@ -15,11 +16,19 @@ pub struct IntegrationRow {
     pub tenant_id: DbUuid,
     pub name: String,
     pub provider: String,
-    /// `ACTIVE` or `DISABLED`.
+    /// An [`IntegrationStatus`]; read it with [`IntegrationRow::status`].
     pub status: String,
     pub created_by: String,
     pub created_at: DbTime,
     pub updated_at: DbTime,
+}
+
+impl IntegrationRow {
+    /// The stored status, read leniently: an unknown value reads as `Disabled` (its keys
+    /// refused, its usage still listed).
+    pub fn status(&self) -> IntegrationStatus {
+        IntegrationStatus::parse(&self.status).unwrap_or(IntegrationStatus::Disabled)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Insertable)]

@@ -121,6 +121,24 @@ words! {
     }
 }
 
+words! {
+    /// Where an incident stands.
+    IncidentStatus {
+        Open = "OPEN",
+        Resolved = "RESOLVED",
+    }
+}
+
+words! {
+    /// Lifecycle of a telemetry integration.
+    IntegrationStatus {
+        Active = "ACTIVE",
+        Disabled = "DISABLED",
+        /// Soft-deleted: hidden from lists, its keys refused, its usage kept.
+        Deleted = "DELETED",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +154,12 @@ mod tests {
         }
         for s in InvocationStatus::ALL {
             assert_eq!(InvocationStatus::parse(s.as_str()), Some(*s));
+        }
+        for s in IncidentStatus::ALL {
+            assert_eq!(IncidentStatus::parse(s.as_str()), Some(*s));
+        }
+        for s in IntegrationStatus::ALL {
+            assert_eq!(IntegrationStatus::parse(s.as_str()), Some(*s));
         }
         for a in ActorKind::ALL {
             assert_eq!(ActorKind::parse(a.as_str()), Some(*a));

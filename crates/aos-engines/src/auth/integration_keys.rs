@@ -53,10 +53,17 @@ pub async fn issue(
     let integration = telemetry::get_integration(conn, tenant, integration_id).await?;
     let now = OffsetDateTime::now_utc();
     let mut rotated = false;
-    for key in db::integration_keys(conn, integration.tenant_id, integration.id).await? {
+    for key in db::integration_keys(conn, integration.tenant_id.into(), integration.id.into()).await? {
         let deadline = now + grace;
         if is_live(&key, now) && key.expires_at.is_none_or(|t| t.get() > deadline) {
-            db::update_integration_key(conn, key.tenant_id, key.id, Some(DbTime::from(deadline)), None).await?;
+            db::update_integration_key(
+                conn,
+                key.tenant_id.into(),
+                key.id.into(),
+                Some(DbTime::from(deadline)),
+                None,
+            )
+            .await?;
             rotated = true;
         }
     }
@@ -86,7 +93,7 @@ pub async fn list(
     integration_id: uuid::Uuid,
 ) -> EngineResult<Vec<IntegrationKeyRow>> {
     let integration = telemetry::get_integration(conn, tenant, integration_id).await?;
-    Ok(db::integration_keys(conn, integration.tenant_id, integration.id).await?)
+    Ok(db::integration_keys(conn, integration.tenant_id.into(), integration.id.into()).await?)
 }
 
 /// Revokes a key of the integration, effective on every replica within the poll interval.
@@ -104,7 +111,7 @@ pub async fn revoke(
     if key.revoked_at.is_some() {
         return Ok(key);
     }
-    let row = db::update_integration_key(conn, key.tenant_id, key.id, None, Some(DbTime::now()))
+    let row = db::update_integration_key(conn, key.tenant_id.into(), key.id.into(), None, Some(DbTime::now()))
         .await
         .map_err(|e| match e {
             DriverError::NotFound => EngineError::NotFound("integration key"),

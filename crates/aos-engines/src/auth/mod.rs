@@ -180,7 +180,7 @@ impl Authenticator {
                 self.cache.insert_integration_key(
                     hash.clone(),
                     key,
-                    integration.status == "ACTIVE",
+                    integration.status() == aos_types::IntegrationStatus::Active,
                     tenant.status(),
                     seen,
                 )

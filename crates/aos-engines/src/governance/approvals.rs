@@ -189,14 +189,7 @@ pub async fn list(
     limit: u32,
 ) -> EngineResult<(Vec<ApprovalRow>, Option<(DbTime, DbUuid)>)> {
     let limit = limit.clamp(1, 200);
-    let rows = db::list_approvals(
-        conn,
-        tenant.into(),
-        status.map(ApprovalStatus::as_str),
-        after,
-        i64::from(limit) + 1,
-    )
-    .await?;
+    let rows = db::list_approvals(conn, tenant.into(), status, after, i64::from(limit) + 1).await?;
     Ok(crate::paging::split(rows, limit, |r| (r.created_at, r.id)))
 }
 
@@ -246,7 +239,7 @@ pub async fn decide(
         conn,
         tenant.into(),
         id.into(),
-        status.as_str(),
+        status,
         decided_by,
         reason.as_deref(),
         now,

@@ -5,7 +5,7 @@ use aos_drivers::{Conn, DriverError, governance as db};
 use aos_models::governance::IncidentRow;
 use aos_models::mcp::RiskLevel;
 use aos_models::{DbJson, DbTime, DbUuid};
-use aos_types::{AuditEventType, SubjectKind};
+use aos_types::{AuditEventType, IncidentStatus, SubjectKind};
 use serde_json::{Value, json};
 
 use super::audit::{self, Actor, Event};
@@ -53,7 +53,7 @@ pub async fn open_deferred(
         tenant_id: tenant.into(),
         kind: new.kind.to_owned(),
         severity: new.severity.as_str().to_owned(),
-        status: "OPEN".into(),
+        status: IncidentStatus::Open.as_str().into(),
         title: new.title,
         details: DbJson(new.details),
         server_id: new.server_id.map(Into::into),
@@ -115,7 +115,7 @@ pub async fn resolve(
         return Err(EngineError::invalid("resolution", "must be at most 2000 characters"));
     }
     let current = get(conn, tenant, id).await?;
-    if current.status != "OPEN" {
+    if current.status() != IncidentStatus::Open {
         return Err(EngineError::Conflict(format!(
             "the incident is already {}",
             current.status

@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use aos_drivers::{Conn, DriverError, mcp as db};
 use aos_models::mcp::{
-    McpInvocationRow, McpServerChanges, McpToolChanges, McpToolRow, NewMcpServer, NewMcpTool, RiskLevel, ServerStatus,
-    Transport,
+    McpInvocationRow, McpServerChanges, McpToolChanges, McpToolRow, NewMcpServer, NewMcpTool, RiskLevel, Transport,
 };
 use aos_models::{DbJson, DbTime, DbUuid};
 use serde_json::Value;
@@ -23,7 +22,7 @@ use crate::governance::audit::{self, Actor, Event};
 use crate::governance::incidents::{self, NewIncident};
 use crate::governance::settings::GovernanceSettings;
 
-pub use aos_models::mcp::{McpInvocationRow as Invocation, McpServerRow as Server, McpToolRow as Tool};
+pub use aos_models::mcp::{McpInvocationRow as Invocation, McpServerRow as Server, McpToolRow as Tool, ServerStatus};
 
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 

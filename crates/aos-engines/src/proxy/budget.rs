@@ -8,8 +8,9 @@
 //! reservation keeps counting, which errs on the side of the limit.
 
 use aos_drivers::{Conn, proxy as db};
+use aos_models::DbTime;
 use aos_models::proxy::{ProxySpendRow, SCOPE_TENANT, key_scope};
-use aos_models::{DbTime, DbUuid};
+use aos_types::TenantId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -114,7 +115,7 @@ pub async fn reserve(
     amount: i64,
 ) -> EngineResult<Result<Reservation, Limit>> {
     let now = DbTime::now();
-    let tenant_id: DbUuid = tenant.into();
+    let tenant_id = TenantId::from(tenant);
     for limit in limits {
         // More than the whole limit can never fit (and is not worth a query).
         if amount > limit.limit_micros {

@@ -502,7 +502,7 @@ mod tests {
 
     async fn stored_calls(database: &Database, tenant: DbUuid) -> usize {
         let mut conn = database.conn().await.unwrap();
-        db::list_calls(&mut conn, tenant, &Default::default(), None, 1000)
+        db::list_calls(&mut conn, tenant.into(), &Default::default(), None, 1000)
             .await
             .unwrap()
             .len()

@@ -1,6 +1,6 @@
 //! Governed invocation, approvals, the audit chain, incidents, policy and manifests.
 
-use aos_types::{AuditEventType, InvocationStatus, SubjectKind};
+use aos_types::{AuditEventType, IncidentStatus, InvocationStatus, ServerId, SubjectKind, ToolId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use aos_engines::governance::settings as gov_settings;
 use aos_engines::mcp::invoke::{self, Approved, Caller, Execution, InvokeRequest};
 use aos_engines::mcp::manifest;
 use aos_engines::mcp::registry;
-use aos_engines::tenants::{DbTime, DbUuid};
+use aos_engines::tenants::DbTime;
 use aos_schemas::governance as api;
 use aos_schemas::{ErrorCode, ListEnvelope, ListMeta};
 use serde_json::Value;
@@ -528,10 +528,10 @@ impl Operation for ListIncidents {
             let after = self.query.cursor.as_deref().map(cursor::decode).transpose()?;
             let status = match self.query.status.as_deref() {
                 None => None,
-                Some(s) if s.eq_ignore_ascii_case("OPEN") || s.eq_ignore_ascii_case("RESOLVED") => {
-                    Some(s.to_ascii_uppercase())
-                }
-                Some(_) => return Err(EngineError::invalid("status", "must be OPEN or RESOLVED").into()),
+                Some(s) => Some(
+                    IncidentStatus::parse(&s.to_ascii_uppercase())
+                        .ok_or_else(|| EngineError::invalid("status", "must be OPEN or RESOLVED"))?,
+                ),
             };
             let kind = match self.query.kind.as_deref() {
                 None => None,
@@ -549,8 +549,8 @@ impl Operation for ListIncidents {
                 status,
                 kind,
                 severity: self.query.severity.map(|s| risk_from_api(s).as_str().to_owned()),
-                server_id: self.query.server_id.map(DbUuid::from),
-                tool_id: self.query.tool_id.map(DbUuid::from),
+                server_id: self.query.server_id.map(ServerId::from),
+                tool_id: self.query.tool_id.map(ToolId::from),
             };
             let (rows, next) = incidents::list(cx.conn, tenant, &filter, after, limit).await?;
             Ok(ListEnvelope {

@@ -3,7 +3,7 @@
 
 use aos_engines::auth::Scope;
 use aos_engines::mcp::registry::{self as engine, DiscoveryReport, Registration};
-use aos_engines::mcp::registry::{Invocation, Server, Tool};
+use aos_engines::mcp::registry::{Invocation, Server, ServerStatus, Tool};
 use aos_engines::mcp::risk::RiskLevel;
 use aos_schemas::mcp as api;
 use aos_schemas::{ListEnvelope, ListMeta};
@@ -16,13 +16,13 @@ use crate::op::{Mode, OpFuture, Operation, OperationContext, Workflow, WorkflowC
 use crate::ops::cursor;
 use aos_engines::mcp::client::TransportKind;
 
-fn status(value: &str) -> api::McpServerStatus {
-    match value {
-        "PENDING" => api::McpServerStatus::Pending,
-        "ACTIVE" => api::McpServerStatus::Active,
-        "DEGRADED" => api::McpServerStatus::Degraded,
-        "DELETED" => api::McpServerStatus::Deleted,
-        _ => api::McpServerStatus::Offline,
+fn status(server: &Server) -> api::McpServerStatus {
+    match server.status() {
+        ServerStatus::Pending => api::McpServerStatus::Pending,
+        ServerStatus::Active => api::McpServerStatus::Active,
+        ServerStatus::Degraded => api::McpServerStatus::Degraded,
+        ServerStatus::Deleted => api::McpServerStatus::Deleted,
+        ServerStatus::Offline => api::McpServerStatus::Offline,
     }
 }
 
@@ -60,7 +60,7 @@ pub(crate) fn server_to_api(s: Server) -> api::McpServer {
     api::McpServer {
         id: s.id.into(),
         tenant_id: s.tenant_id.into(),
-        status: status(&s.status),
+        status: status(&s),
         name: s.name,
         url: s.url,
         description: s.description,
@@ -327,7 +327,7 @@ impl Workflow for Health {
             Ok(api::McpHealth {
                 server_id,
                 healthy: probe.ok,
-                status: status(&updated.status),
+                status: status(&updated),
                 latency_ms: probe.latency_ms,
                 error: probe.error,
                 protocol_version: probe.protocol_version,

@@ -1,8 +1,9 @@
 //! The proxy's management operations: settings (get, put, patch), the call log (list,
 //! get) and the caller's status.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
+#[allow(clippy::wildcard_imports)]
+use aos_types::ApiKeyId;
 
 /// The tenant an actor may manage (`admin`), or read (`admin` or `proxy:invoke`).
 pub(super) fn managed_tenant(actor: &AuthContext, named: Option<Uuid>, write: bool) -> SpineResult<Uuid> {
@@ -239,7 +240,7 @@ impl Operation for ListCalls {
                 (None, asked) => asked,
             };
             let filter = CallFilter {
-                key_id: key_id.map(DbUuid::from),
+                key_id: key_id.map(ApiKeyId::from),
                 model: q.model,
                 status: q.status,
                 since: parse_time("since", &q.since)?,
