@@ -109,6 +109,8 @@ fn engines_open_no_transaction_but_the_call_log_writer() {
 fn driver_functions_without_a_tenant_are_the_named_exceptions() {
     let exceptions: BTreeSet<&str> = [
         // Inserts and upserts: the row carries tenant_id.
+        "agents::insert",
+        "agents::insert_manifest",
         "api_keys::insert",
         "governance::append_audit_events",
         "governance::insert_approval",

@@ -1,6 +1,7 @@
 //! AOS's integration tests, one binary: a real server over loopback HTTP on both backends
 //! (one module per area), the SDK and CLI against it, and the layer-rule canary.
 
+mod agents;
 mod cli;
 mod governance;
 mod http_api;

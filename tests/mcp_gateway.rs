@@ -52,9 +52,9 @@ async fn register(
 
 /// A client handler that counts `tools/list_changed` notifications.
 #[derive(Clone, Default)]
-struct Watcher {
-    config: ClientConfig,
-    changes: Arc<AtomicUsize>,
+pub(crate) struct Watcher {
+    pub(crate) config: ClientConfig,
+    pub(crate) changes: Arc<AtomicUsize>,
 }
 
 impl ClientHandler for Watcher {
@@ -81,14 +81,14 @@ async fn legacy_client(app: &TestApp, key: &str) -> RunningService<RoleClient, W
     watcher.serve(http_transport(app, key)).await.unwrap()
 }
 
-fn text_of(result: &CallToolResult) -> String {
+pub(crate) fn text_of(result: &CallToolResult) -> String {
     serde_json::to_value(&result.content).unwrap()[0]["text"]
         .as_str()
         .unwrap_or_default()
         .to_owned()
 }
 
-fn args(value: Value) -> rmcp::model::JsonObject {
+pub(crate) fn args(value: Value) -> rmcp::model::JsonObject {
     value.as_object().cloned().unwrap()
 }
 
@@ -346,6 +346,17 @@ async fn raw(app: &TestApp, key: &str, body: &Value, headers: &[(&str, &str)]) -
     send(request).await
 }
 
+/// One JSON-RPC message POSTed to `path` (`/mcp`, `/mcp/agents/{id}`).
+pub(crate) async fn rpc(app: &TestApp, key: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+    let request = app
+        .as_(key, Method::POST, path)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    let (status, body, _) = send(request).await;
+    (status, body)
+}
+
 async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value, Option<String>) {
     let response = request.send().await.unwrap();
     let status = response.status();
@@ -444,13 +455,20 @@ async fn bad_input_gets_clear_errors_and_tenants_stay_apart(backend: Backend) {
 
 /// An rmcp client over a WebSocket to `/mcp/ws`.
 async fn ws_client(app: &TestApp, key: &str, watcher: Watcher, era_2026: bool) -> RunningService<RoleClient, Watcher> {
+    ws_client_at(app, "/mcp/ws", key, watcher, era_2026).await
+}
+
+/// An rmcp client over a WebSocket at `path` (`/mcp/ws`, `/mcp/agents/{id}/ws`).
+pub(crate) async fn ws_client_at(
+    app: &TestApp,
+    path: &str,
+    key: &str,
+    watcher: Watcher,
+    era_2026: bool,
+) -> RunningService<RoleClient, Watcher> {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
-    let mut request = app
-        .url("/mcp/ws")
-        .replace("http://", "ws://")
-        .into_client_request()
-        .unwrap();
+    let mut request = app.url(path).replace("http://", "ws://").into_client_request().unwrap();
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {key}").parse().unwrap());

@@ -135,6 +135,23 @@ where
                 .service(routes::telemetry::history),
         )
         .service(
+            utoipa_actix_web::scope("/api/v1/agents")
+                .service(routes::agents::create)
+                .service(routes::agents::list)
+                .service(routes::agents::verify_manifest)
+                .service(routes::agents::get)
+                .service(routes::agents::update)
+                .service(routes::agents::remove)
+                .service(routes::agents::create_key)
+                .service(routes::agents::list_keys)
+                .service(routes::agents::issue_manifest)
+                .service(routes::agents::list_manifests)
+                .service(routes::agents::latest_manifest)
+                .service(routes::agents::get_manifest)
+                .service(routes::agents::freeze)
+                .service(routes::agents::unfreeze),
+        )
+        .service(
             utoipa_actix_web::scope("/api/v1")
                 .service(routes::session::context)
                 .service(routes::api_keys::create)
@@ -199,6 +216,8 @@ impl RouteTable {
             .collect();
         routes.push((segments("/mcp"), vec!["GET", "POST", "DELETE"]));
         routes.push((segments("/mcp/ws"), vec!["GET"]));
+        routes.push((segments("/mcp/agents/{agent_id}"), vec!["GET", "POST", "DELETE"]));
+        routes.push((segments("/mcp/agents/{agent_id}/ws"), vec!["GET"]));
         routes.push((segments("/openapi.json"), vec!["GET"]));
         Self(routes)
     }
@@ -324,6 +343,22 @@ pub fn app(
         .route("/mcp", web::get().to(routes::mcp_endpoint::http))
         .route("/mcp", web::delete().to(routes::mcp_endpoint::http))
         .route("/mcp/ws", web::get().to(routes::mcp_endpoint::websocket))
+        .route(
+            "/mcp/agents/{agent_id}",
+            web::post().to(routes::mcp_endpoint::agent_http),
+        )
+        .route(
+            "/mcp/agents/{agent_id}",
+            web::get().to(routes::mcp_endpoint::agent_http),
+        )
+        .route(
+            "/mcp/agents/{agent_id}",
+            web::delete().to(routes::mcp_endpoint::agent_http),
+        )
+        .route(
+            "/mcp/agents/{agent_id}/ws",
+            web::get().to(routes::mcp_endpoint::agent_websocket),
+        )
         .default_service(web::to(no_route))
         // Inner to outer: authentication runs inside the request context, so its
         // refusals carry the request id.

@@ -136,6 +136,13 @@ fn parse<T: DeserializeOwned>(req: &HttpRequest, body: &[u8], nul: Nul) -> Resul
     })
 }
 
+impl Body {
+    /// Reads a body from a payload taken by hand (a handler that may upgrade instead).
+    pub async fn read(req: &HttpRequest, payload: web::Payload) -> Result<Self, ApiError> {
+        read(req.clone(), payload.into_inner()).await.map(Self)
+    }
+}
+
 impl FromRequest for Body {
     type Error = ApiError;
     type Future = Extracted<Self>;

@@ -16,6 +16,7 @@
 #[macro_use]
 mod macros;
 
+pub mod agents;
 pub mod api_keys;
 pub mod auth_epoch;
 pub mod db;

@@ -39,6 +39,7 @@ aos_drivers::on_both_backends!(
     integration_keys_are_found_by_hash_and_listed_per_tenant,
     incidents_resolve_once_filter_by_status_and_stay_in_their_tenant,
     usage_records_are_idempotent_per_call_and_rollups_add_up,
+    agents_have_live_unique_names_their_own_keys_and_versioned_manifests,
 );
 
 fn new_tenant(name: &str, created_at: DbTime) -> NewTenant {
@@ -223,6 +224,7 @@ fn new_key(tenant: DbUuid, hash: &str) -> NewApiKey {
         created_by: "founder".into(),
         created_at: DbTime::now(),
         expires_at: None,
+        agent_id: None,
     }
 }
 
@@ -1142,5 +1144,159 @@ async fn usage_records_are_idempotent_per_call_and_rollups_add_up(db: &Database)
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn agents_have_live_unique_names_their_own_keys_and_versioned_manifests(db: &Database) {
+    use aos_drivers::agents;
+    use aos_models::agent::{AgentChanges, AgentManifestRow, AgentRow};
+    use aos_types::{AgentId, AgentStatus};
+    let now = DbTime::now();
+    let acme = insert(db, new_tenant("ag-acme", now)).await.unwrap();
+    let globex = insert(db, new_tenant("ag-globex", now)).await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let agent = |tenant_id: DbUuid, name: &str| AgentRow {
+        id: DbUuid::new_v7(),
+        tenant_id,
+        name: name.into(),
+        description: None,
+        owner: Some("user:ops".into()),
+        status: AgentStatus::Active.as_str().into(),
+        capabilities: DbJson(json!([{"tool": "github.*", "max_risk": "MEDIUM"}])),
+        manifest_pinned: false,
+        created_by: "user:ops".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    let bot = agents::insert(&mut conn, &agent(acme.id, "Support Bot")).await.unwrap();
+    assert_eq!(
+        bot.capabilities,
+        DbJson(json!([{"tool": "github.*", "max_risk": "MEDIUM"}]))
+    );
+    // A live name is unique per tenant, case-insensitively; another tenant may reuse it.
+    assert!(matches!(
+        agents::insert(&mut conn, &agent(acme.id, "support bot")).await,
+        Err(DriverError::Conflict(_))
+    ));
+    agents::insert(&mut conn, &agent(globex.id, "Support Bot"))
+        .await
+        .unwrap();
+    // Another tenant neither reads nor changes it.
+    let bot_id = AgentId::from(bot.id);
+    assert!(matches!(
+        agents::get(&mut conn, globex.id.into(), bot_id).await,
+        Err(DriverError::NotFound)
+    ));
+    let disable = AgentChanges {
+        status: Some(AgentStatus::Disabled.as_str().into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        agents::update(&mut conn, globex.id.into(), bot_id, &disable).await,
+        Err(DriverError::NotFound)
+    ));
+    let disabled = agents::update(&mut conn, acme.id.into(), bot_id, &disable)
+        .await
+        .unwrap();
+    assert_eq!(
+        (disabled.status(), disabled.name.as_str()),
+        (AgentStatus::Disabled, "Support Bot")
+    );
+
+    // Revoking the agent's keys leaves the tenant's other keys alone.
+    let mut own = new_key(acme.id, "agent-key-hash");
+    own.agent_id = Some(bot.id);
+    aos_drivers::api_keys::insert(&mut conn, &own).await.unwrap();
+    aos_drivers::api_keys::insert(&mut conn, &new_key(acme.id, "tenant-key-hash"))
+        .await
+        .unwrap();
+    assert_eq!(
+        agents::revoke_keys(&mut conn, globex.id.into(), bot_id, now)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        agents::revoke_keys(&mut conn, acme.id.into(), bot_id, now)
+            .await
+            .unwrap(),
+        1
+    );
+    let tenant_key = aos_drivers::api_keys::find_by_hash(&mut conn, "tenant-key-hash")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(tenant_key.revoked_at.is_none());
+    let agent_key = aos_drivers::api_keys::find_by_hash(&mut conn, "agent-key-hash")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((agent_key.revoked_at, agent_key.agent_id), (Some(now), Some(bot.id)));
+
+    // Manifests: one row per version, newest first, the tenant's own.
+    let manifest = |version: i64| AgentManifestRow {
+        id: DbUuid::new_v7(),
+        tenant_id: acme.id,
+        agent_id: bot.id,
+        version,
+        jws: format!("jws-{version}"),
+        payload: DbJson(json!({"version": version})),
+        issued_by: "user:ops".into(),
+        issued_at: now,
+    };
+    agents::insert_manifest(&mut conn, &manifest(1)).await.unwrap();
+    agents::insert_manifest(&mut conn, &manifest(2)).await.unwrap();
+    assert!(matches!(
+        agents::insert_manifest(&mut conn, &manifest(2)).await,
+        Err(DriverError::Conflict(_))
+    ));
+    let versions: Vec<i64> = agents::manifests(&mut conn, acme.id.into(), bot_id, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(versions, vec![2, 1]);
+    assert!(
+        agents::manifests(&mut conn, globex.id.into(), bot_id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        agents::manifest(&mut conn, acme.id.into(), bot_id, 1)
+            .await
+            .unwrap()
+            .jws,
+        "jws-1"
+    );
+    assert!(matches!(
+        agents::manifest(&mut conn, acme.id.into(), bot_id, 3).await,
+        Err(DriverError::NotFound)
+    ));
+
+    // Deleted agents leave the list and free their name.
+    let delete = AgentChanges {
+        status: Some(AgentStatus::Deleted.as_str().into()),
+        ..Default::default()
+    };
+    agents::update(&mut conn, acme.id.into(), bot_id, &delete)
+        .await
+        .unwrap();
+    assert!(
+        agents::list(&mut conn, acme.id.into(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        agents::list(&mut conn, globex.id.into(), None, 10).await.unwrap().len(),
+        1
+    );
+    agents::insert(&mut conn, &agent(acme.id, "Support Bot")).await.unwrap();
+    assert_eq!(
+        agents::get(&mut conn, acme.id.into(), bot_id).await.unwrap().status(),
+        AgentStatus::Deleted,
+        "kept for audit"
     );
 }

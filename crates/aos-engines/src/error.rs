@@ -24,7 +24,10 @@ impl std::fmt::Display for Inactive {
 pub enum EngineError {
     /// A field of the input breaks a rule; `field` names it.
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: std::borrow::Cow<'static, str>,
+        message: String,
+    },
     /// A tool's input does not match its input schema: the schema errors (paths and
     /// rules, never the values).
     #[error("input does not match the tool's input schema: {}", .0.join("; "))]
@@ -74,7 +77,15 @@ impl EngineError {
 
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid {
-            field,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// [`EngineError::invalid`] for a field named at run time (`capabilities[2].tool`).
+    pub fn invalid_at(field: String, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
             message: message.into(),
         }
     }

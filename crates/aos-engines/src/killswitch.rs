@@ -14,7 +14,7 @@ use std::sync::RwLock;
 
 use aos_drivers::{Conn, killswitch as db};
 pub use aos_models::killswitch::KillSwitchRow as StateRow;
-use aos_models::killswitch::{ENTITY_KEY, ENTITY_TENANT, KillSwitchRow};
+use aos_models::killswitch::{ENTITY_AGENT, ENTITY_KEY, ENTITY_TENANT, KillSwitchRow};
 use aos_models::{DbTime, DbUuid};
 use serde_json::json;
 use uuid::Uuid;
@@ -27,6 +27,8 @@ use crate::governance::audit::{self, Actor, Event};
 pub enum Entity {
     Tenant(Uuid),
     Key(Uuid),
+    /// An agent: all its keys, on every surface.
+    Agent(Uuid),
 }
 
 impl Entity {
@@ -34,12 +36,13 @@ impl Entity {
         match self {
             Self::Tenant(_) => ENTITY_TENANT,
             Self::Key(_) => ENTITY_KEY,
+            Self::Agent(_) => ENTITY_AGENT,
         }
     }
 
     pub fn id(self) -> Uuid {
         match self {
-            Self::Tenant(id) | Self::Key(id) => id,
+            Self::Tenant(id) | Self::Key(id) | Self::Agent(id) => id,
         }
     }
 
@@ -47,6 +50,7 @@ impl Entity {
         match row.entity_type.as_str() {
             ENTITY_TENANT => Some(Self::Tenant(row.entity_id.0)),
             ENTITY_KEY => Some(Self::Key(row.entity_id.0)),
+            ENTITY_AGENT => Some(Self::Agent(row.entity_id.0)),
             _ => None,
         }
     }
@@ -94,11 +98,13 @@ impl KillSwitch {
         Self::default()
     }
 
-    /// The freeze that stops this caller, if any: the tenant's first, then the key's.
-    pub fn check(&self, tenant: Uuid, key: Option<Uuid>) -> Option<Frozen> {
+    /// The freeze that stops this caller, if any: the tenant's first, then the agent's,
+    /// then the key's.
+    pub fn check(&self, tenant: Uuid, key: Option<Uuid>, agent: Option<Uuid>) -> Option<Frozen> {
         let frozen = self.frozen.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         frozen
             .get(&Entity::Tenant(tenant))
+            .or_else(|| agent.and_then(|a| frozen.get(&Entity::Agent(a))))
             .or_else(|| key.and_then(|k| frozen.get(&Entity::Key(k))))
             .cloned()
     }
@@ -228,10 +234,10 @@ async fn change(
             } else {
                 AuditEventType::KillSwitchUnfrozen
             },
-            subject_type: if matches!(entity, Entity::Tenant(_)) {
-                SubjectKind::Tenant
-            } else {
-                SubjectKind::ApiKey
+            subject_type: match entity {
+                Entity::Tenant(_) => SubjectKind::Tenant,
+                Entity::Key(_) => SubjectKind::ApiKey,
+                Entity::Agent(_) => SubjectKind::Agent,
             },
             subject_id: Some(entity.id().to_string()),
             decision: None,
@@ -251,6 +257,12 @@ pub async fn key_tenant(conn: &mut Conn, tenant: Option<Uuid>, key: Uuid) -> Eng
         None => aos_drivers::api_keys::get_any(conn, key.into()).await?,
     };
     Ok(row.tenant_id.0)
+}
+
+/// Checks the agent is the tenant's (404 otherwise) and returns the tenant.
+pub async fn agent_tenant(conn: &mut Conn, tenant: Uuid, agent: Uuid) -> EngineResult<Uuid> {
+    crate::agents::get(conn, tenant.into(), agent.into()).await?;
+    Ok(tenant)
 }
 
 /// The tenant's kill-switch rows (current state of everything ever frozen).
@@ -279,16 +291,35 @@ mod tests {
     fn the_tenant_freeze_wins_and_unfreezing_clears() {
         let (tenant, key, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         let switch = KillSwitch::new();
-        assert!(switch.check(tenant, Some(key)).is_none());
+        assert!(switch.check(tenant, Some(key), None).is_none());
         switch.apply(&row(Entity::Key(key), true));
-        assert_eq!(switch.check(tenant, Some(key)).unwrap().entity, Entity::Key(key));
-        assert!(switch.check(tenant, Some(other)).is_none());
-        assert!(switch.check(tenant, None).is_none());
+        assert_eq!(switch.check(tenant, Some(key), None).unwrap().entity, Entity::Key(key));
+        assert!(switch.check(tenant, Some(other), None).is_none());
+        assert!(switch.check(tenant, None, None).is_none());
         switch.apply(&row(Entity::Tenant(tenant), true));
-        assert_eq!(switch.check(tenant, Some(key)).unwrap().entity, Entity::Tenant(tenant));
-        assert_eq!(switch.check(tenant, None).unwrap().reason.as_deref(), Some("runaway"));
+        assert_eq!(
+            switch.check(tenant, Some(key), None).unwrap().entity,
+            Entity::Tenant(tenant)
+        );
+        assert_eq!(
+            switch.check(tenant, None, None).unwrap().reason.as_deref(),
+            Some("runaway")
+        );
         switch.apply(&row(Entity::Tenant(tenant), false));
         switch.apply(&row(Entity::Key(key), false));
-        assert!(switch.check(tenant, Some(key)).is_none());
+        assert!(switch.check(tenant, Some(key), None).is_none());
+        // An agent's freeze stops every key of the agent, and nothing else.
+        let agent = Uuid::now_v7();
+        switch.apply(&row(Entity::Agent(agent), true));
+        assert_eq!(
+            switch.check(tenant, Some(key), Some(agent)).unwrap().entity,
+            Entity::Agent(agent)
+        );
+        assert_eq!(
+            switch.check(tenant, Some(other), Some(agent)).unwrap().entity,
+            Entity::Agent(agent)
+        );
+        assert!(switch.check(tenant, Some(key), None).is_none());
+        assert!(switch.check(tenant, Some(key), Some(other)).is_none());
     }
 }

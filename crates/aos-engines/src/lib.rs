@@ -10,6 +10,7 @@
 //! **Boundary:** engines return domain types (re-exported from `aos-models`) and
 //! [`EngineError`]; the spine turns them into API types and error codes.
 
+pub mod agents;
 pub mod auth;
 pub mod error;
 pub mod governance;

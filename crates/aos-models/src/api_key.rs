@@ -22,6 +22,8 @@ pub struct ApiKeyRow {
     pub created_at: DbTime,
     pub expires_at: Option<DbTime>,
     pub revoked_at: Option<DbTime>,
+    /// The agent whose key this is: its calls are the agent's, within its capabilities.
+    pub agent_id: Option<DbUuid>,
 }
 
 impl ApiKeyRow {
@@ -47,4 +49,5 @@ pub struct NewApiKey {
     pub created_by: String,
     pub created_at: DbTime,
     pub expires_at: Option<DbTime>,
+    pub agent_id: Option<DbUuid>,
 }

@@ -5,9 +5,10 @@ use diesel::prelude::*;
 use crate::schema::killswitch_state;
 use crate::types::{DbTime, DbUuid};
 
-/// `tenant` or `key`.
+/// `tenant`, `key` or `agent`.
 pub const ENTITY_TENANT: &str = "tenant";
 pub const ENTITY_KEY: &str = "key";
+pub const ENTITY_AGENT: &str = "agent";
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = killswitch_state)]

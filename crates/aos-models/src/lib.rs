@@ -12,6 +12,7 @@
 //! encoded on each backend (native `uuid`/`timestamptz`/`jsonb` on PostgreSQL, text on
 //! SQLite).
 
+pub mod agent;
 pub mod api_key;
 pub mod governance;
 pub mod killswitch;

@@ -33,6 +33,42 @@ diesel::table! {
         created_at -> UtcTimestamp,
         expires_at -> Nullable<UtcTimestamp>,
         revoked_at -> Nullable<UtcTimestamp>,
+        agent_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{Json, UtcTimestamp, Uuid};
+
+    agents (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        name -> Text,
+        description -> Nullable<Text>,
+        owner -> Nullable<Text>,
+        status -> Text,
+        capabilities -> Json,
+        manifest_pinned -> Bool,
+        created_by -> Text,
+        created_at -> UtcTimestamp,
+        updated_at -> UtcTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{Json, UtcTimestamp, Uuid};
+
+    agent_manifests (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        agent_id -> Uuid,
+        version -> BigInt,
+        jws -> Text,
+        payload -> Json,
+        issued_by -> Text,
+        issued_at -> UtcTimestamp,
     }
 }
 
@@ -405,6 +441,8 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(agents -> tenants (tenant_id));
+diesel::joinable!(agent_manifests -> agents (agent_id));
 diesel::joinable!(mcp_servers -> tenants (tenant_id));
 diesel::joinable!(mcp_tools -> mcp_servers (server_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -425,5 +463,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     killswitch_state,
     proxy_settings,
     proxy_spend,
-    proxy_calls
+    proxy_calls,
+    agents,
+    agent_manifests
 );

@@ -70,7 +70,9 @@ typed_id_columns!(
     IncidentId,
     IntegrationId,
     IntegrationKeyId,
-    CallId
+    CallId,
+    AgentId,
+    AgentManifestId
 );
 
 impl fmt::Display for DbUuid {

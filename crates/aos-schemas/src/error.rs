@@ -25,6 +25,9 @@ pub enum ErrorCode {
     Forbidden,
     /// Valid credentials without the scope (or role) this needs.
     InsufficientScope,
+    /// An agent's key called a tool outside the agent's capabilities (403); the call is
+    /// recorded as BLOCKED and nothing went upstream.
+    CapabilityNotGranted,
     /// The caller's tenant is SUSPENDED: its credentials are refused.
     TenantSuspended,
     /// The caller's tenant is TERMINATED: its credentials are refused.
@@ -62,7 +65,11 @@ impl ErrorCode {
             Self::PayloadTooLarge => 413,
             Self::RequestTimeout => 408,
             Self::Unauthenticated => 401,
-            Self::Forbidden | Self::InsufficientScope | Self::TenantSuspended | Self::TenantTerminated => 403,
+            Self::Forbidden
+            | Self::InsufficientScope
+            | Self::CapabilityNotGranted
+            | Self::TenantSuspended
+            | Self::TenantTerminated => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict => 409,
@@ -85,6 +92,7 @@ impl ErrorCode {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::InsufficientScope => "insufficient_scope",
+            Self::CapabilityNotGranted => "capability_not_granted",
             Self::TenantSuspended => "tenant_suspended",
             Self::TenantTerminated => "tenant_terminated",
             Self::NotFound => "not_found",
@@ -170,6 +178,7 @@ mod tests {
             ErrorCode::Unauthenticated,
             ErrorCode::Forbidden,
             ErrorCode::InsufficientScope,
+            ErrorCode::CapabilityNotGranted,
             ErrorCode::TenantSuspended,
             ErrorCode::TenantTerminated,
             ErrorCode::NotFound,

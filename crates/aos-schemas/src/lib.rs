@@ -11,6 +11,7 @@
 //!
 //! **Boundary:** changing a type here changes the public API; field renames are breaking.
 
+pub mod agents;
 pub mod api_keys;
 pub mod envelope;
 pub mod error;

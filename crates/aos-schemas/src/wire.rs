@@ -139,3 +139,22 @@ mod tests {
         assert_eq!(nul_path(&v, String::new()).as_deref(), Some("meta.k\\u0000"));
     }
 }
+
+/// `Option<Option<T>>` for a patch field: absent is `None` (keep), `null` is
+/// `Some(None)` (clear), a value is `Some(Some(v))`. Use with `#[serde(default)]`.
+pub mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(value: &Option<Option<T>>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(inner) => inner.serialize(serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(deserializer).map(Some)
+    }
+}

@@ -20,6 +20,9 @@ pub enum AuthContext {
         user_id: String,
         roles: Vec<String>,
         scopes: Vec<Scope>,
+        /// Acting for this agent (`/mcp/agents/{id}`): the agent's capabilities bound the
+        /// catalog and the calls; the calls stay the person's.
+        acting_for: Option<Uuid>,
     },
     /// An API key.
     Machine {
@@ -27,6 +30,10 @@ pub enum AuthContext {
         key_id: Uuid,
         scopes: Vec<Scope>,
         expires_at: Option<OffsetDateTime>,
+        /// The agent this key belongs to: its calls are the agent's.
+        agent_id: Option<Uuid>,
+        /// A tenant key acting for an agent (`/mcp/agents/{id}`).
+        acting_for: Option<Uuid>,
     },
     /// A customer integration's key: writes its own usage; reads it when `can_read`.
     Integration {
@@ -51,17 +58,21 @@ impl From<Principal> for AuthContext {
                 user_id,
                 roles,
                 scopes,
+                acting_for: None,
             },
             Principal::Machine {
                 tenant_id,
                 key_id,
                 scopes,
                 expires_at,
+                agent_id,
             } => Self::Machine {
                 tenant_id,
                 key_id,
                 scopes,
                 expires_at,
+                agent_id,
+                acting_for: None,
             },
             Principal::Integration {
                 tenant_id,
@@ -85,13 +96,97 @@ impl From<Principal> for AuthContext {
 }
 
 impl AuthContext {
-    /// `founder`, `human` or `machine`.
+    /// `founder`, `human`, `machine`, `agent` or `integration`.
     pub fn auth_type(&self) -> &'static str {
         match self {
             Self::Operator => ActorKind::Operator.as_str(),
-            Self::Human { .. } => "human",
-            Self::Machine { .. } => "machine",
-            Self::Integration { .. } => "integration",
+            Self::Human { .. } => ActorKind::Human.as_str(),
+            Self::Machine { agent_id: Some(_), .. } => ActorKind::Agent.as_str(),
+            Self::Machine { .. } => ActorKind::Machine.as_str(),
+            Self::Integration { .. } => ActorKind::Integration.as_str(),
+        }
+    }
+
+    /// The agent whose capabilities bound this caller: an agent's own key, or a person
+    /// or tenant key acting for an agent.
+    pub fn agent(&self) -> Option<Uuid> {
+        match self {
+            Self::Machine {
+                agent_id, acting_for, ..
+            } => agent_id.or(*acting_for),
+            Self::Human { acting_for, .. } => *acting_for,
+            _ => None,
+        }
+    }
+
+    /// The agent whose key this is (calls are attributed to it).
+    pub fn own_agent(&self) -> Option<Uuid> {
+        match self {
+            Self::Machine { agent_id, .. } => *agent_id,
+            _ => None,
+        }
+    }
+
+    /// This caller acting for `agent` (`/mcp/agents/{id}`): an agent's key only for its
+    /// own agent; a person or a tenant key holding `mcp:admin` (or `admin`) for any agent
+    /// of the tenant (the agent's existence is checked when its catalog is read).
+    pub fn acting_for(self, agent: Uuid) -> Result<Self, SpineError> {
+        match self {
+            Self::Machine {
+                agent_id: Some(own), ..
+            } if own == agent => Ok(self),
+            Self::Machine { agent_id: Some(_), .. } => Err(SpineError::new(
+                ErrorCode::Forbidden,
+                "an agent's key may act only for its own agent",
+            )),
+            Self::Machine {
+                tenant_id,
+                key_id,
+                scopes,
+                expires_at,
+                agent_id: None,
+                ..
+            } => {
+                if !scope::allows(&scopes, Scope::McpAdmin) {
+                    return Err(SpineError::new(
+                        ErrorCode::InsufficientScope,
+                        "acting for an agent needs the mcp:admin scope",
+                    ));
+                }
+                Ok(Self::Machine {
+                    tenant_id,
+                    key_id,
+                    scopes,
+                    expires_at,
+                    agent_id: None,
+                    acting_for: Some(agent),
+                })
+            }
+            Self::Human {
+                tenant_id,
+                user_id,
+                roles,
+                scopes,
+                ..
+            } => {
+                if !scope::allows(&scopes, Scope::McpAdmin) {
+                    return Err(SpineError::new(
+                        ErrorCode::InsufficientScope,
+                        "acting for an agent needs the mcp:admin scope",
+                    ));
+                }
+                Ok(Self::Human {
+                    tenant_id,
+                    user_id,
+                    roles,
+                    scopes,
+                    acting_for: Some(agent),
+                })
+            }
+            Self::Operator | Self::Integration { .. } => Err(SpineError::new(
+                ErrorCode::Forbidden,
+                "only a tenant's people and keys may act for its agents",
+            )),
         }
     }
 
@@ -105,11 +200,15 @@ impl AuthContext {
         }
     }
 
-    /// Who did it, for records: `founder`, `user:<id>` or `key:<id>`.
+    /// Who did it, for records: `founder`, `user:<id>`, `key:<id>` or, for an agent's
+    /// key, `agent:<id>` (the key is in the call's own records).
     pub fn actor(&self) -> String {
         match self {
             Self::Operator => ActorKind::Operator.as_str().into(),
             Self::Human { user_id, .. } => format!("user:{user_id}"),
+            Self::Machine {
+                agent_id: Some(agent), ..
+            } => format!("agent:{agent}"),
             Self::Machine { key_id, .. } => format!("key:{key_id}"),
             Self::Integration { key_id, .. } => format!("integration_key:{key_id}"),
         }
@@ -147,6 +246,7 @@ impl AuthContext {
             kind: match self {
                 Self::Operator => ActorKind::Operator,
                 Self::Human { .. } => ActorKind::Human,
+                Self::Machine { agent_id: Some(_), .. } => ActorKind::Agent,
                 Self::Machine { .. } => ActorKind::Machine,
                 Self::Integration { .. } => ActorKind::Integration,
             },

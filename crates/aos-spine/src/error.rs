@@ -84,7 +84,7 @@ impl SpineError {
 impl From<EngineError> for SpineError {
     fn from(err: EngineError) -> Self {
         match err {
-            EngineError::Invalid { field, message } => Self::validation(field, message),
+            EngineError::Invalid { field, message } => Self::validation(&field, message),
             EngineError::InvalidInput(errors) => Self::new(
                 ErrorCode::InvalidToolInput,
                 format!("input does not match the tool's input schema: {}", errors.join("; ")),

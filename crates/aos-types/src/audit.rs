@@ -74,6 +74,16 @@ words! {
         GovernanceSettingsChanged = "GOVERNANCE_SETTINGS_CHANGED",
         KillSwitchFrozen = "KILLSWITCH_FROZEN",
         KillSwitchUnfrozen = "KILLSWITCH_UNFROZEN",
+        AgentCreated = "AGENT_CREATED",
+        AgentUpdated = "AGENT_UPDATED",
+        AgentDeleted = "AGENT_DELETED",
+        AgentKeyCreated = "AGENT_KEY_CREATED",
+        AgentManifestIssued = "AGENT_MANIFEST_ISSUED",
+        /// An agent called a tool outside its capabilities (the call is blocked).
+        CapabilityNotGranted = "CAPABILITY_NOT_GRANTED",
+        /// A manifest-pinned agent called a tool whose definition changed since its
+        /// latest manifest (the call is blocked, an incident opened).
+        AgentManifestMismatch = "AGENT_MANIFEST_MISMATCH",
     }
 }
 
@@ -88,6 +98,7 @@ words! {
         Approval = "approval",
         Incident = "incident",
         Policy = "policy",
+        Agent = "agent",
     }
 }
 
@@ -103,6 +114,8 @@ words! {
         Human = "human",
         /// A telemetry integration key.
         Integration = "integration",
+        /// An agent, through one of its API keys.
+        Agent = "agent",
         /// AOS itself (the approval sweeper, the stranded-call reaper, the gateway).
         System = "system",
     }
@@ -126,6 +139,16 @@ words! {
     IncidentStatus {
         Open = "OPEN",
         Resolved = "RESOLVED",
+    }
+}
+
+words! {
+    /// Lifecycle of an agent. Only an active agent's keys authenticate.
+    AgentStatus {
+        Active = "ACTIVE",
+        Disabled = "DISABLED",
+        /// Soft-deleted: hidden from lists, kept for audit; its keys refused.
+        Deleted = "DELETED",
     }
 }
 
@@ -157,6 +180,9 @@ mod tests {
         }
         for s in IncidentStatus::ALL {
             assert_eq!(IncidentStatus::parse(s.as_str()), Some(*s));
+        }
+        for s in AgentStatus::ALL {
+            assert_eq!(AgentStatus::parse(s.as_str()), Some(*s));
         }
         for s in IntegrationStatus::ALL {
             assert_eq!(IntegrationStatus::parse(s.as_str()), Some(*s));

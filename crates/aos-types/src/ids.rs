@@ -74,6 +74,10 @@ ids! {
     ApprovalId;
     /// An incident.
     IncidentId;
+    /// An agent: an identity with capabilities over the governed catalog.
+    AgentId;
+    /// A signed manifest of an agent's capabilities.
+    AgentManifestId;
     /// A telemetry integration.
     IntegrationId;
     /// A key of a telemetry integration (`aos_ik_…`).

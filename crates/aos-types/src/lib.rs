@@ -15,7 +15,10 @@
 pub mod audit;
 pub mod ids;
 
-pub use audit::{ActorKind, AuditEventType, IncidentStatus, IntegrationStatus, InvocationStatus, SubjectKind};
+pub use audit::{
+    ActorKind, AgentStatus, AuditEventType, IncidentStatus, IntegrationStatus, InvocationStatus, SubjectKind,
+};
 pub use ids::{
-    ApiKeyId, ApprovalId, CallId, IncidentId, IntegrationId, IntegrationKeyId, InvocationId, ServerId, TenantId, ToolId,
+    AgentId, AgentManifestId, ApiKeyId, ApprovalId, CallId, IncidentId, IntegrationId, IntegrationKeyId, InvocationId,
+    ServerId, TenantId, ToolId,
 };

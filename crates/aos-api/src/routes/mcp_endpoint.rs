@@ -95,6 +95,63 @@ pub async fn http(
     spine: web::Data<Spine>,
     endpoint: web::Data<Endpoint>,
 ) -> Result<HttpResponse, ApiError> {
+    serve_http(req, body, caller, spine, endpoint).await
+}
+
+/// `/mcp/agents/{agent_id}`: the agent's catalog for a caller allowed to act for it (the
+/// agent's own key, or a person or tenant key with `mcp:admin`). A WebSocket upgrade on
+/// the same path is served as `/mcp/ws` is.
+pub async fn agent_http(
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+    payload: web::Payload,
+    caller: Caller,
+    spine: web::Data<Spine>,
+    endpoint: web::Data<Endpoint>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = Caller(caller.0.acting_for(path.into_inner())?);
+    spine
+        .execute(aos_spine::ops::gateway::AgentEndpoint {
+            actor: caller.0.clone(),
+        })
+        .await?;
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrade {
+        return serve_socket(req, payload, caller, spine, endpoint).await;
+    }
+    let body = Body::read(&req, payload).await?;
+    serve_http(req, body, caller, spine, endpoint).await
+}
+
+/// `/mcp/agents/{agent_id}/ws`: the agent's catalog over WebSocket.
+pub async fn agent_websocket(
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+    payload: web::Payload,
+    caller: Caller,
+    spine: web::Data<Spine>,
+    endpoint: web::Data<Endpoint>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = Caller(caller.0.acting_for(path.into_inner())?);
+    spine
+        .execute(aos_spine::ops::gateway::AgentEndpoint {
+            actor: caller.0.clone(),
+        })
+        .await?;
+    serve_socket(req, payload, caller, spine, endpoint).await
+}
+
+async fn serve_http(
+    req: HttpRequest,
+    body: Body,
+    caller: Caller,
+    spine: web::Data<Spine>,
+    endpoint: web::Data<Endpoint>,
+) -> Result<HttpResponse, ApiError> {
     admit(&endpoint, &spine, &req, &caller)?;
     if body.0.len() > endpoint.config.max_message_bytes {
         return Err(ApiError::new(ErrorCode::PayloadTooLarge, "the message is too large"));
@@ -136,6 +193,16 @@ fn close_description(why: &str) -> String {
 /// `GET /mcp/ws`: the same server over a WebSocket (subprotocol `mcp`), one JSON-RPC
 /// message per text frame. Not a standard MCP transport yet.
 pub async fn websocket(
+    req: HttpRequest,
+    payload: web::Payload,
+    caller: Caller,
+    spine: web::Data<Spine>,
+    endpoint: web::Data<Endpoint>,
+) -> Result<HttpResponse, ApiError> {
+    serve_socket(req, payload, caller, spine, endpoint).await
+}
+
+async fn serve_socket(
     req: HttpRequest,
     payload: web::Payload,
     caller: Caller,

@@ -1,6 +1,7 @@
 //! Handlers, one module per area. Each one: extract, call the spine, render.
 
 pub mod admin_tenants;
+pub mod agents;
 pub mod api_keys;
 pub mod governance;
 pub mod killswitch;

@@ -19,6 +19,7 @@ use aos_models::usage::IntegrationKeyRow;
 
 use crate::error::EngineResult;
 use crate::tenants::TenantStatus;
+use aos_types::AgentStatus;
 
 /// Past this many entries the cache starts over rather than grow without bound.
 const MAX_ENTRIES: usize = 100_000;
@@ -27,7 +28,23 @@ const MAX_ENTRIES: usize = 100_000;
 pub struct CachedKey {
     pub key: ApiKeyRow,
     pub tenant_status: TenantStatus,
+    /// For an agent's key: the agent's status when loaded.
+    pub agent_status: Option<AgentStatus>,
     loaded: Instant,
+}
+
+/// Where a key's owners stood when it was loaded: its tenant and, for an agent's key,
+/// the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub tenant: TenantStatus,
+    pub agent: Option<AgentStatus>,
+}
+
+impl From<TenantStatus> for Standing {
+    fn from(tenant: TenantStatus) -> Self {
+        Self { tenant, agent: None }
+    }
 }
 
 #[derive(Debug)]
@@ -93,12 +110,14 @@ impl CredentialCache {
         &self,
         key_hash: String,
         key: ApiKeyRow,
-        tenant_status: TenantStatus,
+        standing: impl Into<Standing>,
         seen_epoch: i64,
     ) -> Arc<CachedKey> {
+        let standing = standing.into();
         let entry = Arc::new(CachedKey {
             key,
-            tenant_status,
+            tenant_status: standing.tenant,
+            agent_status: standing.agent,
             loaded: Instant::now(),
         });
         if let Ok(mut state) = self.state.write()
@@ -220,6 +239,7 @@ mod tests {
             created_at: DbTime::now(),
             expires_at: None,
             revoked_at: None,
+            agent_id: None,
         }
     }
 

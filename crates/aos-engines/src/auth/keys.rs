@@ -10,9 +10,11 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+use super::cache::Standing;
 use super::scope::Scope;
 use crate::error::{EngineError, EngineResult};
 use crate::tenants::{self, TenantStatus};
+use aos_types::{AgentId, AgentStatus};
 
 pub use aos_models::api_key::ApiKeyRow as ApiKey;
 
@@ -90,7 +92,13 @@ pub struct NewKey {
     pub expires_at: Option<time::OffsetDateTime>,
     /// Who asked: `founder`, `user:<id>` or `key:<id>`.
     pub created_by: String,
+    /// The agent the key acts as; its scopes are then limited to [`AGENT_SCOPES`].
+    pub agent: Option<AgentId>,
 }
+
+/// What an agent's key may hold: calling and reading tools, and the LLM proxy. Never
+/// administration (an agent does not manage itself) or approvals.
+pub const AGENT_SCOPES: [Scope; 3] = [Scope::McpInvoke, Scope::McpRead, Scope::ProxyInvoke];
 
 /// Creates a key for an ACTIVE tenant. Returns the stored row and the key itself,
 /// which exists nowhere else afterwards.
@@ -103,6 +111,14 @@ pub async fn create(conn: &mut Conn, tenant_id: uuid::Uuid, new: NewKey) -> Engi
         ));
     }
     let scopes = parse_scopes(&new.scopes)?;
+    if new.agent.is_some()
+        && let Some(bad) = scopes.iter().find(|s| !AGENT_SCOPES.contains(s))
+    {
+        return Err(EngineError::invalid(
+            "scopes",
+            format!("an agent's key may hold mcp:invoke, mcp:read and proxy:invoke, not {bad}"),
+        ));
+    }
     if let Some(at) = new.expires_at
         && at <= time::OffsetDateTime::now_utc()
     {
@@ -126,6 +142,7 @@ pub async fn create(conn: &mut Conn, tenant_id: uuid::Uuid, new: NewKey) -> Engi
         created_by: new.created_by,
         created_at: DbTime::now(),
         expires_at: new.expires_at.map(DbTime::from),
+        agent_id: new.agent.map(DbUuid::from),
     };
     let stored = db::insert(conn, &row).await?;
     Ok((stored, key))
@@ -182,16 +199,48 @@ pub async fn still_valid(conn: &mut Conn, tenant_id: uuid::Uuid, key_id: uuid::U
         return Err(EngineError::Unauthenticated("this API key has expired"));
     }
     let tenant = tenants::get(conn, tenant_id).await?;
-    super::tenant_gate(tenant.status())
+    super::tenant_gate(tenant.status())?;
+    match key.agent_id {
+        Some(agent) => agent_gate(Some(
+            aos_drivers::agents::get(conn, tenant_id.into(), agent.into())
+                .await?
+                .status(),
+        )),
+        None => Ok(()),
+    }
 }
 
-/// The key and its tenant for a presented key's hash, if any (authentication).
-pub async fn lookup(conn: &mut Conn, key_hash: &str) -> EngineResult<Option<(ApiKeyRow, tenants::Tenant)>> {
+/// The key for a presented key's hash, if any, and where its tenant and (for an agent's
+/// key) its agent stand (authentication).
+pub async fn lookup(conn: &mut Conn, key_hash: &str) -> EngineResult<Option<(ApiKeyRow, Standing)>> {
     let Some(key) = db::find_by_hash(conn, key_hash).await? else {
         return Ok(None);
     };
     let tenant = tenants::get(conn, key.tenant_id.into()).await?;
-    Ok(Some((key, tenant)))
+    let agent = match key.agent_id {
+        Some(agent) => Some(
+            aos_drivers::agents::get(conn, key.tenant_id.into(), agent.into())
+                .await?
+                .status(),
+        ),
+        None => None,
+    };
+    Ok(Some((
+        key,
+        Standing {
+            tenant: tenant.status(),
+            agent,
+        },
+    )))
+}
+
+/// Refuses an agent's key whose agent is not active.
+pub fn agent_gate(agent: Option<AgentStatus>) -> EngineResult<()> {
+    match agent {
+        None | Some(AgentStatus::Active) => Ok(()),
+        Some(AgentStatus::Disabled) => Err(EngineError::Forbidden("the agent is disabled".into())),
+        Some(AgentStatus::Deleted) => Err(EngineError::Unauthenticated("the agent was deleted")),
+    }
 }
 
 #[cfg(test)]

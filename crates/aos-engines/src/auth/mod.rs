@@ -51,6 +51,8 @@ pub enum Principal {
         key_id: uuid::Uuid,
         scopes: Vec<Scope>,
         expires_at: Option<time::OffsetDateTime>,
+        /// The agent the key acts as.
+        agent_id: Option<uuid::Uuid>,
     },
     /// A customer integration's key (`X-CUS-Integration-Key`): writes its own usage, and
     /// reads it when `can_read`.
@@ -240,10 +242,10 @@ impl Authenticator {
             None => {
                 let seen = self.cache.epoch();
                 let mut conn = conn().await?;
-                let Some((key, tenant)) = keys::lookup(&mut conn, &hash).await? else {
+                let Some((key, standing)) = keys::lookup(&mut conn, &hash).await? else {
                     return Err(EngineError::Unauthenticated("invalid API key"));
                 };
-                self.cache.insert_key(hash.clone(), key, tenant.status(), seen)
+                self.cache.insert_key(hash.clone(), key, standing, seen)
             }
         };
         // The lookup was by hash; compare in constant time anyway so no path depends on
@@ -259,11 +261,13 @@ impl Authenticator {
             return Err(EngineError::Unauthenticated("API key expired"));
         }
         tenant_gate(entry.tenant_status)?;
+        keys::agent_gate(entry.agent_status)?;
         Ok(Principal::Machine {
             tenant_id: entry.key.tenant_id.into(),
             key_id: entry.key.id.into(),
             scopes: keys::scopes_of(&entry.key),
             expires_at,
+            agent_id: entry.key.agent_id.map(Into::into),
         })
     }
 

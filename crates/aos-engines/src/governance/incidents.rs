@@ -18,7 +18,15 @@ pub const INVOCATION_FAILED: &str = "INVOCATION_FAILED";
 pub const INVOCATION_TIMEOUT: &str = "INVOCATION_TIMEOUT";
 pub const POLICY_ERROR: &str = "POLICY_ERROR";
 pub const TOOL_DRIFT: &str = "TOOL_DRIFT";
-pub const KINDS: [&str; 4] = [INVOCATION_FAILED, INVOCATION_TIMEOUT, POLICY_ERROR, TOOL_DRIFT];
+/// A manifest-pinned agent called a tool redefined since its latest manifest.
+pub const AGENT_MANIFEST_MISMATCH: &str = "AGENT_MANIFEST_MISMATCH";
+pub const KINDS: [&str; 5] = [
+    INVOCATION_FAILED,
+    INVOCATION_TIMEOUT,
+    POLICY_ERROR,
+    TOOL_DRIFT,
+    AGENT_MANIFEST_MISMATCH,
+];
 
 /// What to open.
 #[derive(Debug, Clone)]

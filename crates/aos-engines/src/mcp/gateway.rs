@@ -152,6 +152,15 @@ impl Shown {
     }
 }
 
+/// A tool's MCP name before any collision suffix: `{server}.{tool}`, each part reduced to
+/// `[A-Za-z0-9_-]`. Agents' capability selectors match this name.
+pub fn base_name(server_name: &str, tool_name: &str) -> String {
+    truncate(
+        &format!("{}.{}", truncate(&sanitize(server_name), 64), sanitize(tool_name)),
+        MAX_NAME,
+    )
+}
+
 fn sanitize(part: &str) -> String {
     let cleaned: String = part
         .chars()
@@ -178,11 +187,7 @@ pub fn name_catalog(tools: Vec<CatalogTool>) -> Vec<NamedTool> {
     let mut taken: HashMap<String, usize> = HashMap::new();
     let mut named = Vec::with_capacity(tools.len());
     for tool in tools {
-        let server = sanitize(&tool.server_name);
-        let base = truncate(
-            &format!("{}.{}", truncate(&server, 64), sanitize(&tool.tool_name)),
-            MAX_NAME,
-        );
+        let base = base_name(&tool.server_name, &tool.tool_name);
         let mut name = base.clone();
         let mut collided_with = None;
         if taken.contains_key(&name) {

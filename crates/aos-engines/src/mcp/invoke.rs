@@ -25,6 +25,7 @@ use serde_json::{Map, Value, json};
 use super::client::{McpRuntime, Target};
 use super::hash::canonical_sha256;
 use super::registry::{self, Server, Tool};
+use crate::agents::{Admit, Capability, Grant};
 use crate::error::{EngineError, EngineResult};
 use crate::governance::approvals::{self, Approval, TOOL_INVOCATION};
 use crate::governance::audit::{self, Actor, Event};
@@ -61,6 +62,10 @@ pub struct Prepared {
     pub tool: Tool,
     pub settings: GovernanceSettings,
     pub modules: Vec<Module>,
+    /// For an agent's call: what the agent may call (read with the rest).
+    pub grant: Option<std::sync::Arc<Grant>>,
+    /// The agent's capability that admits this tool (set by [`agent_admits`]).
+    pub capability: Option<Capability>,
 }
 
 /// Step 1: the live server, its tool, the tenant's settings and active policy modules.
@@ -79,6 +84,8 @@ pub async fn prepare(
         tool,
         settings,
         modules,
+        grant: None,
+        capability: None,
     })
 }
 
@@ -120,6 +127,8 @@ pub async fn prepare_catalog(conn: &mut Conn, tenant: uuid::Uuid) -> EngineResul
             tool,
             settings,
             modules: modules.clone(),
+            grant: None,
+            capability: None,
         })
         .collect())
 }
@@ -224,6 +233,8 @@ pub fn policy_request(
             "arguments": request.input,
             "run": {"run_id": request.run_id, "step_index": request.step_index, "trace_id": request.trace_id},
             "purpose": "call",
+            "agent": prepared.grant.as_ref().map(|g| g.policy_input()),
+            "capability": prepared.capability,
         }),
         modules: prepared.modules.clone(),
     }
@@ -308,33 +319,13 @@ pub async fn admit(
             .await?,
         );
     }
-    let mut row = McpInvocationRow {
-        id: invocation_id,
-        tenant_id: tenant.into(),
-        server_id: server.id,
-        tool_id: tool.id,
-        run_id: request.run_id.clone(),
-        step_index: request.step_index,
-        actor_id: request.actor_id.clone().or_else(|| Some(caller.principal.clone())),
-        actor_type: request.actor_type.clone().unwrap_or_else(|| "machine".into()),
-        trace_id: request.trace_id.clone(),
-        status: InvocationStatus::Running.as_str().into(),
-        error_code: None,
-        error_message: None,
-        policy_decision: Some(decision.label().into()),
-        policy_decision_id: Some(decision.decision_id.clone()),
-        input_hash,
-        output_hash: None,
-        invoked_at: now,
-        completed_at: None,
-        duration_ms: None,
-        policy_id: Some(decision.policy_id.clone()),
-        policy_revision: revision.clone(),
-        policy_reasons: Some(DbJson(json!(decision.reasons))),
-        incident_id: incident.as_ref().map(|i| i.id),
-        approval_id: None,
-        output_bytes: None,
-    };
+    let mut row = new_row(invocation_id, tenant, caller, request, prepared, now, input_hash);
+    row.policy_decision = Some(decision.label().into());
+    row.policy_decision_id = Some(decision.decision_id.clone());
+    row.policy_id = Some(decision.policy_id.clone());
+    row.policy_revision = revision.clone();
+    row.policy_reasons = Some(DbJson(json!(decision.reasons)));
+    row.incident_id = incident.as_ref().map(|i| i.id);
     let mut approval = None;
     match decision.outcome {
         Outcome::Deny => {
@@ -419,6 +410,194 @@ pub async fn admit(
         approval,
         incident,
     })
+}
+
+/// A RUNNING invocation row of this call, before the decision.
+fn new_row(
+    id: DbUuid,
+    tenant: uuid::Uuid,
+    caller: &Caller,
+    request: &InvokeRequest,
+    prepared: &Prepared,
+    now: DbTime,
+    input_hash: String,
+) -> McpInvocationRow {
+    // An agent's calls are the agent's, whatever the request says it is.
+    let (actor_id, actor_type) = match (&prepared.grant, caller.actor.kind) {
+        (Some(_), aos_types::ActorKind::Agent) => (Some(caller.principal.clone()), "agent".to_owned()),
+        _ => (
+            request.actor_id.clone().or_else(|| Some(caller.principal.clone())),
+            request.actor_type.clone().unwrap_or_else(|| "machine".into()),
+        ),
+    };
+    McpInvocationRow {
+        id,
+        tenant_id: tenant.into(),
+        server_id: prepared.server.id,
+        tool_id: prepared.tool.id,
+        run_id: request.run_id.clone(),
+        step_index: request.step_index,
+        actor_id,
+        actor_type,
+        trace_id: request.trace_id.clone(),
+        status: InvocationStatus::Running.as_str().into(),
+        error_code: None,
+        error_message: None,
+        policy_decision: None,
+        policy_decision_id: None,
+        input_hash,
+        output_hash: None,
+        invoked_at: now,
+        completed_at: None,
+        duration_ms: None,
+        policy_id: None,
+        policy_revision: None,
+        policy_reasons: None,
+        incident_id: None,
+        approval_id: None,
+        output_bytes: None,
+    }
+}
+
+/// Why an agent may not make this call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentRefusal {
+    /// No capability of the agent selects the tool.
+    NotGranted,
+    /// The agent is manifest-pinned and the tool's definition is not its manifest's.
+    ManifestMismatch { version: Option<i64> },
+}
+
+impl AgentRefusal {
+    /// The invocation's `error_code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotGranted => "CAPABILITY_NOT_GRANTED",
+            Self::ManifestMismatch { .. } => "AGENT_MANIFEST_MISMATCH",
+        }
+    }
+}
+
+/// Whether the agent in `prepared` may call its tool; on success the admitting
+/// capability is set for the policy. A caller without an agent passes.
+pub fn agent_admits(prepared: &mut Prepared) -> Result<(), AgentRefusal> {
+    let Some(grant) = prepared.grant.clone() else {
+        return Ok(());
+    };
+    let name = super::gateway::base_name(&prepared.server.name, &prepared.tool.name);
+    match grant.admit(&name, prepared.tool.risk(), &prepared.tool.tool_hash) {
+        Admit::Granted(capability) => {
+            prepared.capability = Some(capability.clone());
+            Ok(())
+        }
+        Admit::NotGranted => Err(AgentRefusal::NotGranted),
+        Admit::ManifestMismatch => Err(AgentRefusal::ManifestMismatch {
+            version: grant.manifest_version(),
+        }),
+    }
+}
+
+/// Records an agent's call outside its capabilities (one write transaction): the
+/// request and the refusal in the audit chain, the invocation BLOCKED with the reason,
+/// and for a manifest mismatch an incident. Nothing goes upstream.
+pub async fn refuse_for_agent(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    caller: &Caller,
+    request: &InvokeRequest,
+    prepared: &Prepared,
+    refusal: &AgentRefusal,
+) -> EngineResult<(Invocation, String)> {
+    let (tool, server) = (&prepared.tool, &prepared.server);
+    let agent = prepared
+        .grant
+        .as_ref()
+        .map(|g| g.agent.name.clone())
+        .unwrap_or_default();
+    let name = super::gateway::base_name(&server.name, &tool.name);
+    let reason = match refusal {
+        AgentRefusal::NotGranted => format!("capability_not_granted: agent {agent:?} has no capability for {name}"),
+        AgentRefusal::ManifestMismatch { version: Some(v) } => format!(
+            "capability_not_granted: {name} changed since manifest v{v} of manifest-pinned agent {agent:?}; issue a new manifest"
+        ),
+        AgentRefusal::ManifestMismatch { version: None } => {
+            format!("capability_not_granted: manifest-pinned agent {agent:?} has no manifest yet")
+        }
+    };
+    let invocation_id = DbUuid::new_v7();
+    let now = DbTime::now();
+    let mut pending = audit::Pending::default();
+    pending.push(
+        &caller.actor,
+        Event {
+            event_type: AuditEventType::ToolInvocationRequested,
+            subject_type: SubjectKind::McpTool,
+            subject_id: subject(tool),
+            details: json!({"invocation_id": invocation_id.to_string(), "server_id": server.id.to_string(),
+                            "tool": tool.name, "input_hash": canonical_sha256(&request.input),
+                            "run_id": request.run_id, "trace_id": request.trace_id}),
+            decision: None,
+            policy_revision: None,
+        },
+    );
+    pending.push(
+        &caller.actor,
+        Event {
+            event_type: match refusal {
+                AgentRefusal::NotGranted => AuditEventType::CapabilityNotGranted,
+                AgentRefusal::ManifestMismatch { .. } => AuditEventType::AgentManifestMismatch,
+            },
+            subject_type: SubjectKind::McpTool,
+            subject_id: subject(tool),
+            decision: Some("blocked".into()),
+            policy_revision: None,
+            details: json!({"invocation_id": invocation_id.to_string(), "agent_id": prepared.grant.as_ref().map(|g| g.agent.id.to_string()),
+                            "tool": name, "tool_hash": tool.tool_hash, "reason": reason}),
+        },
+    );
+    let incident = match refusal {
+        AgentRefusal::ManifestMismatch { .. } => Some(
+            incidents::open_deferred(
+                conn,
+                tenant,
+                &Actor::system("agents"),
+                NewIncident {
+                    kind: incidents::AGENT_MANIFEST_MISMATCH,
+                    severity: tool.risk(),
+                    title: format!("{name} no longer matches the manifest of agent {agent}"),
+                    details: json!({"agent_id": prepared.grant.as_ref().map(|g| g.agent.id.to_string()),
+                                    "tool_hash": tool.tool_hash, "reason": reason}),
+                    server_id: Some(server.id.into()),
+                    tool_id: Some(tool.id.into()),
+                    invocation_id: Some(invocation_id.into()),
+                },
+                &mut pending,
+            )
+            .await?,
+        ),
+        AgentRefusal::NotGranted => None,
+    };
+    let mut row = new_row(
+        invocation_id,
+        tenant,
+        caller,
+        request,
+        prepared,
+        now,
+        canonical_sha256(&request.input),
+    );
+    row.status = InvocationStatus::Blocked.as_str().into();
+    row.error_code = Some(refusal.code().into());
+    row.error_message = Some(reason.clone());
+    row.policy_decision = Some("blocked".into());
+    row.policy_id = Some("aos.agents".into());
+    row.policy_reasons = Some(DbJson(json!([reason])));
+    row.completed_at = Some(now);
+    row.duration_ms = Some(0);
+    row.incident_id = incident.as_ref().map(|i| i.id);
+    db::insert_invocation(conn, &row).await?;
+    pending.flush(conn, tenant).await?;
+    Ok((row, reason))
 }
 
 fn started(pending: &mut audit::Pending, actor: &Actor, tool: &Tool, invocation: DbUuid) {

@@ -32,7 +32,7 @@ impl Budget {
         ] {
             if value.is_some_and(|v| v < 0) {
                 return Err(EngineError::Invalid {
-                    field: "budgets",
+                    field: "budgets".into(),
                     message: format!("{key}.{name} must not be negative"),
                 });
             }
@@ -62,7 +62,10 @@ impl TenantSettings {
     pub fn validate(&self) -> EngineResult<()> {
         self.guardrails
             .validate()
-            .map_err(|(field, message)| EngineError::Invalid { field, message })?;
+            .map_err(|(field, message)| EngineError::Invalid {
+                field: field.into(),
+                message,
+            })?;
         self.budget.validate("budget")?;
         for (key, budget) in &self.key_budgets {
             budget.validate(&format!("key_budgets.{key}"))?;

@@ -34,7 +34,7 @@ impl Target {
     }
 }
 
-fn to_api(row: Row) -> ApiKey {
+pub(crate) fn to_api(row: Row) -> ApiKey {
     let now = time::OffsetDateTime::now_utc();
     let status = if row.revoked_at.is_some() {
         ApiKeyStatus::Revoked
@@ -77,6 +77,7 @@ impl Operation for Create {
                 scopes: self.request.scopes,
                 expires_at: self.request.expires_at,
                 created_by: self.actor.actor(),
+                agent: None,
             };
             let (row, key) = keys::create(cx.conn, tenant, new).await?;
             tracing::info!(key_id = %row.id, tenant_id = %tenant, prefix = %row.prefix, "API key created");

@@ -26,6 +26,28 @@ pub use aos_engines::mcp::gateway::{GatewayRequest, GatewayResponse};
 /// The endpoint type the API holds.
 pub type Gateway = McpGateway<SpineGateway>;
 
+/// `mcp.gateway.agent`: whether the caller may open `/mcp/agents/{id}`: the agent is the
+/// tenant's (404 otherwise) and active (403 when disabled).
+pub struct AgentEndpoint {
+    pub actor: AuthContext,
+}
+
+impl Operation for AgentEndpoint {
+    const NAME: &'static str = "mcp.gateway.agent";
+    const MODE: Mode = Mode::Read;
+    type Output = ();
+
+    fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
+        Box::pin(async move {
+            let tenant = self.actor.tenant_with(Scope::McpInvoke)?;
+            if let Some(agent) = self.actor.agent() {
+                aos_engines::agents::grant(cx.conn, tenant.into(), agent.into()).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
 /// The caller's callable tools.
 pub struct Catalog {
     pub actor: AuthContext,
@@ -44,10 +66,32 @@ impl Operation for Catalog {
             if let AuthContext::Machine { key_id, .. } = &self.actor {
                 aos_engines::auth::keys::still_valid(cx.conn, tenant, *key_id).await?;
             }
-            let prepared = invoke::prepare_catalog(cx.conn, tenant).await?;
+            let prepared = agent_catalog(cx.conn, tenant, &self.actor).await?;
             visible(&cx.shared.policy, tenant, &self.actor, prepared).await
         })
     }
+}
+
+/// The tenant's catalog, narrowed to the agent's capabilities when the caller is (or
+/// acts for) an agent: resolved now, so a tool added later that matches a glob is in it
+/// once enabled, and a pinned agent sees only its manifest's definitions.
+async fn agent_catalog(
+    conn: &mut aos_drivers::Conn,
+    tenant: uuid::Uuid,
+    actor: &AuthContext,
+) -> Result<Vec<invoke::Prepared>, SpineError> {
+    let prepared = invoke::prepare_catalog(conn, tenant).await?;
+    let Some(agent) = actor.agent() else {
+        return Ok(prepared);
+    };
+    let grant = Arc::new(aos_engines::agents::grant(conn, tenant.into(), agent.into()).await?);
+    Ok(prepared
+        .into_iter()
+        .filter_map(|mut entry| {
+            entry.grant = Some(Arc::clone(&grant));
+            invoke::agent_admits(&mut entry).ok().map(|()| entry)
+        })
+        .collect())
 }
 
 /// The catalog minus what the policy hides from this caller (`hide` rules, evaluated with
@@ -88,7 +132,7 @@ impl Operation for NamedCatalog {
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
             let tenant = self.actor.tenant_with_any(&[Scope::McpRead, Scope::McpInvoke])?;
-            let prepared = invoke::prepare_catalog(cx.conn, tenant).await?;
+            let prepared = agent_catalog(cx.conn, tenant, &self.actor).await?;
             let named: Vec<NamedTool> =
                 gateway::name_catalog(visible(&cx.shared.policy, tenant, &self.actor, prepared).await?);
             Ok(named
@@ -117,7 +161,9 @@ fn to_gateway(err: SpineError) -> GatewayError {
         | ErrorCode::InsufficientScope
         | ErrorCode::TenantSuspended
         | ErrorCode::TenantTerminated
-        | ErrorCode::Unauthenticated => GatewayError::Forbidden(err.message),
+        | ErrorCode::Unauthenticated
+        | ErrorCode::NotFound
+        | ErrorCode::CapabilityNotGranted => GatewayError::Forbidden(err.message),
         _ => GatewayError::Internal(err.message),
     }
 }
@@ -161,7 +207,7 @@ impl GatewayBackend for SpineGateway {
                 Err(err) if err.code == ErrorCode::InvalidToolInput => {
                     return Ok(CallOutcome::Refused(format!("invalid arguments: {}", err.message)));
                 }
-                Err(err) if err.code == ErrorCode::KillSwitchActive => {
+                Err(err) if err.code == ErrorCode::KillSwitchActive || err.code == ErrorCode::CapabilityNotGranted => {
                     return Ok(CallOutcome::Refused(err.message));
                 }
                 Err(err) if err.code == ErrorCode::NotFound => {
@@ -205,7 +251,11 @@ impl GatewayBackend for SpineGateway {
     }
 
     fn principal_id(&self, who: &AuthContext) -> String {
-        who.actor()
+        // A session opened for an agent is that agent's catalog only.
+        match who.agent() {
+            Some(agent) => format!("{}@agent:{agent}", who.actor()),
+            None => who.actor(),
+        }
     }
 
     fn credential_changes(&self) -> Option<tokio::sync::watch::Receiver<i64>> {

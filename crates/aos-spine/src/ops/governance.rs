@@ -169,9 +169,32 @@ impl Workflow for Invoke {
                 trace_id: self.request.trace_id,
             };
             let (server_id, tool_id) = (self.server_id, self.tool_id);
-            let prepared = cx
-                .read(move |conn| Box::pin(async move { Ok(invoke::prepare(conn, tenant, server_id, tool_id).await?) }))
+            let agent = self.actor.agent().map(aos_types::AgentId::from);
+            let mut prepared = cx
+                .read(move |conn| {
+                    Box::pin(async move {
+                        let mut prepared = invoke::prepare(conn, tenant, server_id, tool_id).await?;
+                        if let Some(agent) = agent {
+                            let grant = aos_engines::agents::grant(conn, tenant.into(), agent).await?;
+                            prepared.grant = Some(Arc::new(grant));
+                        }
+                        Ok(prepared)
+                    })
+                })
                 .await?;
+            // An agent calls only within its capabilities: outside them the call is
+            // recorded BLOCKED with the reason, and refused (403) before anything else.
+            if let Err(refusal) = invoke::agent_admits(&mut prepared) {
+                let (caller, request, prepared) = (caller.clone(), request.clone(), prepared.clone());
+                let (invocation, reason) = cx
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            Ok(invoke::refuse_for_agent(conn, tenant, &caller, &request, &prepared, &refusal).await?)
+                        })
+                    })
+                    .await?;
+                return Err(SpineError::new(ErrorCode::CapabilityNotGranted, reason).for_call(invocation.id.0));
+            }
             let arguments = invoke::validate_input(&prepared.tool, &request)?;
             let decision = cx
                 .policy()

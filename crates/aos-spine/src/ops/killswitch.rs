@@ -21,6 +21,11 @@ use crate::spine::Spine;
 pub enum Target {
     Tenant(Uuid),
     Key(Uuid),
+    /// An agent of the caller's tenant (the operator names the tenant).
+    Agent {
+        tenant: Option<Uuid>,
+        agent: Uuid,
+    },
 }
 
 /// What a [`Change`] does.
@@ -75,6 +80,23 @@ impl Operation for Change {
                     (id, Entity::Tenant(id))
                 }
                 Target::Key(id) => (killswitch::key_tenant(cx.conn, allowed, id).await?, Entity::Key(id)),
+                Target::Agent { tenant, agent } => {
+                    let tenant = match (allowed, tenant) {
+                        (Some(own), Some(named)) if named != own => {
+                            return Err(SpineError::new(ErrorCode::NotFound, "agent not found"));
+                        }
+                        (Some(own), _) | (None, Some(own)) => own,
+                        (None, None) => {
+                            return Err(SpineError::bad_request(
+                                "the platform operator names the tenant: ?tenant_id=",
+                            ));
+                        }
+                    };
+                    (
+                        killswitch::agent_tenant(cx.conn, tenant, agent).await?,
+                        Entity::Agent(agent),
+                    )
+                }
             };
             let actor = self.actor.audit_actor();
             let row = if self.action == Action::Freeze {
@@ -159,12 +181,13 @@ pub(crate) fn check(switch: &killswitch::KillSwitch, actor: &AuthContext) -> Res
         AuthContext::Machine { tenant_id, key_id, .. } => (*tenant_id, Some(*key_id)),
         AuthContext::Human { tenant_id, .. } | AuthContext::Integration { tenant_id, .. } => (*tenant_id, None),
     };
-    match switch.check(tenant, key) {
+    match switch.check(tenant, key, actor.agent()) {
         None => Ok(()),
         Some(frozen) => {
             let what = match frozen.entity {
                 Entity::Tenant(_) => "this tenant",
                 Entity::Key(_) => "this API key",
+                Entity::Agent(_) => "this agent",
             };
             let reason = frozen.reason.map(|r| format!(": {r}")).unwrap_or_default();
             Err(SpineError::new(

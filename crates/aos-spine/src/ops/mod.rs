@@ -2,6 +2,7 @@
 //! (dashboards and logs key on them). The list is [`OPERATIONS`]; a test checks it against
 //! every `Operation` and `Workflow` in this folder, so it cannot drift from the code.
 
+pub mod agents;
 pub mod api_keys;
 pub mod cursor;
 pub mod gateway;
@@ -58,6 +59,17 @@ pub const OPERATIONS: &[OperationInfo] = &[
     ),
     op("api_keys.revoke", Kind::Write, "tenant admin (own tenant)"),
     op("api_keys.revoke_any", Kind::Write, "operator"),
+    op("agents.create", Kind::Write, "mcp:admin"),
+    op("agents.get", Kind::Read, "mcp:read"),
+    op("agents.list", Kind::Read, "mcp:read"),
+    op("agents.update", Kind::Write, "mcp:admin"),
+    op("agents.delete", Kind::Write, "mcp:admin"),
+    op("agents.keys.create", Kind::Write, "mcp:admin"),
+    op("agents.keys.list", Kind::Read, "mcp:read"),
+    op("agents.manifests.issue", Kind::Write, "mcp:admin"),
+    op("agents.manifests.list", Kind::Read, "mcp:read"),
+    op("agents.manifests.get", Kind::Read, "mcp:read"),
+    op("agents.manifests.verify", Kind::Read, "mcp:read or mcp:invoke"),
     op("integrations.mcp_servers.register_server", Kind::Workflow, "mcp:admin"),
     op("integrations.mcp_servers.discover_tools", Kind::Workflow, "mcp:admin"),
     op("integrations.mcp_servers.health_check", Kind::Workflow, "mcp:read"),
@@ -129,6 +141,7 @@ pub const OPERATIONS: &[OperationInfo] = &[
         "mcp:invoke (/mcp tools/list; tools/call runs invoke_tool)",
     ),
     op("mcp.gateway.named_catalog", Kind::Read, "mcp:read or mcp:invoke"),
+    op("mcp.gateway.agent", Kind::Read, "mcp:invoke (acting for the agent)"),
     op(
         "proxy.settings.get",
         Kind::Read,

@@ -300,7 +300,7 @@ impl Operation for Status {
             let switch = &cx.shared.kill_switch;
             let tenant_frozen = switch.is_frozen(aos_engines::killswitch::Entity::Tenant(tenant));
             let key_frozen = key.is_some_and(|k| switch.is_frozen(aos_engines::killswitch::Entity::Key(k)));
-            let reason = switch.check(tenant, key).and_then(|f| f.reason);
+            let reason = switch.check(tenant, key, self.actor.agent()).and_then(|f| f.reason);
             let (day, month) = budget::periods(OffsetDateTime::now_utc());
             let mut scopes = vec![aos_engines::proxy::SCOPE_TENANT.to_owned()];
             scopes.extend(key.map(aos_engines::proxy::key_scope));

@@ -148,10 +148,19 @@ impl Spine {
         // as the original caller (here): a call whose key or tenant is frozen now is not
         // sent upstream again by anyone. Either refusal is reported as the replay's
         // outcome (423 beside the original), and nothing goes upstream.
-        if let Some(frozen) = self.shared().kill_switch.check(original.tenant_id, original.key_id) {
+        let original_agent = original
+            .actor
+            .strip_prefix("agent:")
+            .and_then(|id| id.parse::<uuid::Uuid>().ok());
+        if let Some(frozen) = self
+            .shared()
+            .kill_switch
+            .check(original.tenant_id, original.key_id, original_agent)
+        {
             let what = match frozen.entity {
                 killswitch::Entity::Tenant(_) => "its tenant",
                 killswitch::Entity::Key(_) => "the API key that made it",
+                killswitch::Entity::Agent(_) => "the agent that made it",
             };
             let code = ErrorCode::KillSwitchActive;
             return Ok(api::ReplayResult {
