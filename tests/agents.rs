@@ -353,7 +353,10 @@ async fn an_agent_sees_and_calls_only_its_capabilities_everywhere(backend: Backe
         .map(|t| format!("gov.{}", t["name"].as_str().unwrap()))
         .collect();
     expected.sort();
-    assert!(!expected.is_empty() && !expected.contains(&"gov.wipe".to_owned()), "{all}");
+    assert!(
+        !expected.is_empty() && !expected.contains(&"gov.wipe".to_owned()),
+        "{all}"
+    );
     assert_eq!(listed(&app, &bot, "/mcp").await, expected);
 
     // Bad agent endpoints: unknown agent 404; another agent's key 403; another tenant 404.

@@ -26,6 +26,7 @@ aos_tests::for_each_backend!(
     the_call_log_pages_filters_replays_and_stays_in_its_tenant,
     a_client_that_hangs_up_is_billed_for_what_was_generated,
     a_freeze_on_one_replica_cuts_streams_on_another,
+    an_agents_budget_holds_under_concurrency_and_its_calls_are_its_own,
 );
 
 const UPSTREAM_KEY: &str = "sk-upstream-secret-0123456789abcdef";
@@ -1314,4 +1315,118 @@ mod defects {
         assert_eq!(body["data"]["replay"]["http_status"], 200, "{body}");
         assert_eq!(env.fake.counters.requests.load(Ordering::SeqCst), sent + 1);
     }
+}
+
+async fn an_agents_budget_holds_under_concurrency_and_its_calls_are_its_own(backend: Backend) {
+    let env = setup(backend).await;
+    let app = &env.app;
+    let (status, agent) = call(
+        app,
+        &env.admin,
+        Method::POST,
+        "/api/v1/agents",
+        Some(json!({"name": "writer"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    let agent_id = agent["data"]["id"].as_str().unwrap().to_owned();
+    // Two keys of the agent share its budget: 22 micro-dollars a day fits four calls that
+    // each reserve (and cost) 5.
+    let mut keys = Vec::new();
+    for name in ["a", "b"] {
+        let (status, body) = call(
+            app,
+            &env.admin,
+            Method::POST,
+            &format!("/api/v1/agents/{agent_id}/api-keys"),
+            Some(json!({"name": name, "scopes": ["proxy:invoke"]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        keys.push(body["data"]["key"].as_str().unwrap().to_owned());
+    }
+    let (status, body) = call(
+        app,
+        &env.admin,
+        Method::PATCH,
+        "/api/v1/proxy/settings",
+        Some(json!({"agent_budgets": {agent_id.clone(): {"daily_limit_micros": 22}}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["agent_budgets"][&agent_id]["daily_limit_micros"], 22,
+        "{body}"
+    );
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let client = app.client.clone();
+        let url = app.url("/v1/chat/completions");
+        let key = keys[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"model": "fake-model", "max_tokens": 5, "messages": [{"role": "user", "content": "[[chunks:5]]"}]}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }));
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(body["error"]["code"], "budget_exceeded", "{body}");
+                assert!(body["error"]["message"].as_str().unwrap().contains("agent"), "{body}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(
+        (ok, refused),
+        (4, 26),
+        "exactly what fits in the agent's budget went through"
+    );
+    assert_eq!(env.fake.counters.requests.load(Ordering::SeqCst), 4);
+    let scope = format!("agent:{agent_id}");
+    eventually("the agent's spend settles", || async {
+        spent_today(app, &keys[0], &scope).await == (20, 0)
+    })
+    .await;
+    // The tenant's other keys are not held by the agent's budget.
+    let (status, _, _) = chat(app, &env.agent, "fake-model", "[[chunks:5]]").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The call log names the agent as the caller.
+    let (_, log) = call(app, &env.admin, Method::GET, "/api/v1/proxy/calls?limit=100", None).await;
+    let actors: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["actor"].as_str())
+        .filter(|a| a.starts_with("agent:"))
+        .collect();
+    assert_eq!(actors.len(), 30, "{log}");
+    assert!(actors.iter().all(|a| *a == scope), "{actors:?}");
+
+    // Freezing the agent stops its keys on /v1 too; the tenant's other keys go on.
+    let (status, _) = call(
+        app,
+        &env.admin,
+        Method::POST,
+        &format!("/api/v1/agents/{agent_id}/freeze"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = chat(app, &keys[1], "fake-model", "hi").await;
+    assert_eq!(status, StatusCode::LOCKED, "{body}");
+    assert_eq!(body["error"]["code"], "kill_switch_active", "{body}");
+    assert_eq!(chat(app, &env.agent, "fake-model", "hi").await.0, StatusCode::OK);
 }

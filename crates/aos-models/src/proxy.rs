@@ -36,6 +36,11 @@ pub fn key_scope(key_id: uuid::Uuid) -> String {
     format!("key:{key_id}")
 }
 
+/// The scope text of one agent's counters (all its keys together).
+pub fn agent_scope(agent_id: uuid::Uuid) -> String {
+    format!("agent:{agent_id}")
+}
+
 /// One proxied request, as the call log keeps it.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = proxy_calls)]

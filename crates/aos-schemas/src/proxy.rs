@@ -60,6 +60,9 @@ pub struct ProxySettings {
     pub budget: Budget,
     /// Limits of single API keys, by key id.
     pub key_budgets: BTreeMap<Uuid, Budget>,
+    /// Limits of single agents (all their keys together), by agent id.
+    #[serde(default)]
+    pub agent_budgets: BTreeMap<Uuid, Budget>,
     /// Requests per minute per API key, on each replica.
     #[serde(default)]
     pub rate_limit_per_minute: Option<u32>,

@@ -9,7 +9,7 @@
 
 use aos_drivers::{Conn, proxy as db};
 use aos_models::DbTime;
-use aos_models::proxy::{ProxySpendRow, SCOPE_TENANT, key_scope};
+use aos_models::proxy::{ProxySpendRow, SCOPE_TENANT, agent_scope, key_scope};
 use aos_types::TenantId;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -55,6 +55,8 @@ impl Limit {
     pub fn describe(&self) -> String {
         let who = if self.scope == SCOPE_TENANT {
             "the tenant's"
+        } else if self.scope.starts_with("agent:") {
+            "this agent's"
         } else {
             "this API key's"
         };
@@ -67,8 +69,8 @@ impl Limit {
     }
 }
 
-/// The limited counters a request of `key` must reserve against.
-pub fn limits(settings: &TenantSettings, key: Option<Uuid>, now: OffsetDateTime) -> Vec<Limit> {
+/// The limited counters a request of `key` (of `agent`) must reserve against.
+pub fn limits(settings: &TenantSettings, key: Option<Uuid>, agent: Option<Uuid>, now: OffsetDateTime) -> Vec<Limit> {
     let (day, month) = periods(now);
     let mut out = Vec::new();
     let mut push = |scope: String, budget: &super::settings::Budget| {
@@ -92,6 +94,11 @@ pub fn limits(settings: &TenantSettings, key: Option<Uuid>, now: OffsetDateTime)
         && let Some(budget) = settings.key_budgets.get(&key)
     {
         push(key_scope(key), budget);
+    }
+    if let Some(agent) = agent
+        && let Some(budget) = settings.agent_budgets.get(&agent)
+    {
+        push(agent_scope(agent), budget);
     }
     // The writer applies settlements in this same order: no lock-order deadlocks.
     out.sort_by(|a, b| (&a.scope, &a.period).cmp(&(&b.scope, &b.period)));
@@ -148,6 +155,7 @@ pub async fn reserve(
 pub fn settlement(
     tenant: Uuid,
     key: Option<Uuid>,
+    agent: Option<Uuid>,
     reservation: Option<&Reservation>,
     cost_micros: i64,
     now: OffsetDateTime,
@@ -156,6 +164,10 @@ pub fn settlement(
     let updated_at = DbTime::from(now);
     let mut scopes = vec![SCOPE_TENANT.to_owned()];
     scopes.extend(key.map(key_scope));
+    scopes.extend(agent.map(agent_scope));
+    // The writer applies rows in sorted order, as reservations are taken: no lock-order
+    // deadlocks.
+    scopes.sort();
     let mut rows: Vec<ProxySpendRow> = Vec::new();
     let mut periods_of = vec![day, month];
     if let Some(r) = reservation {
@@ -235,7 +247,7 @@ mod tests {
             },
         );
         let now = datetime!(2026-11-21 12:00 UTC);
-        let limits = limits(&settings, Some(key), now);
+        let limits = limits(&settings, Some(key), None, now);
         assert_eq!(limits.len(), 2);
         // Sorted as the writer sorts: `key:...` before `tenant`.
         assert_eq!(limits[0].describe(), "this API key's monthly budget");
@@ -244,11 +256,27 @@ mod tests {
             amount_micros: 40,
             counters: limits.iter().map(|l| (l.scope.clone(), l.period.clone())).collect(),
         };
-        let rows = settlement(Uuid::new_v4(), Some(key), Some(&reservation), 7, now);
+        let rows = settlement(Uuid::new_v4(), Some(key), None, Some(&reservation), 7, now);
         // tenant day/month, key day/month: all get the spend; two release the reservation.
         assert_eq!(rows.len(), 4);
         assert!(rows.iter().all(|r| r.spent_micros == 7));
         assert_eq!(rows.iter().filter(|r| r.reserved_micros == -40).count(), 2);
-        assert!(settlement(Uuid::new_v4(), None, None, 0, now).is_empty());
+        assert!(settlement(Uuid::new_v4(), None, None, None, 0, now).is_empty());
+
+        // An agent's budget is one more counter, reserved and charged with the others.
+        let agent = Uuid::new_v4();
+        settings.agent_budgets.insert(
+            agent,
+            Budget {
+                daily_limit_micros: Some(30),
+                monthly_limit_micros: None,
+            },
+        );
+        let limits = super::limits(&settings, Some(key), Some(agent), now);
+        assert_eq!(limits.len(), 3);
+        assert_eq!(limits[0].describe(), "this agent's daily budget");
+        let rows = settlement(Uuid::new_v4(), Some(key), Some(agent), None, 7, now);
+        assert_eq!(rows.len(), 6);
+        assert!(rows.iter().any(|r| r.scope == agent_scope(agent)));
     }
 }

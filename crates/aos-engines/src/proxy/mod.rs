@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use aos_drivers::proxy::CallFilter;
 pub use aos_models::DbJson;
-pub use aos_models::proxy::{CallStatus, ProxyCallRow, ProxySpendRow, SCOPE_TENANT, key_scope};
+pub use aos_models::proxy::{CallStatus, ProxyCallRow, ProxySpendRow, SCOPE_TENANT, agent_scope, key_scope};
 pub use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;

@@ -54,6 +54,8 @@ pub struct TenantSettings {
     pub budget: Budget,
     /// Limits of single keys, by key id.
     pub key_budgets: BTreeMap<Uuid, Budget>,
+    /// Limits of single agents (all their keys together), by agent id.
+    pub agent_budgets: BTreeMap<Uuid, Budget>,
     /// Requests per minute per API key, on each replica (none: unlimited).
     pub rate_limit_per_minute: Option<u32>,
 }
@@ -72,6 +74,12 @@ impl TenantSettings {
         }
         if self.key_budgets.len() > 10_000 {
             return Err(EngineError::invalid("key_budgets", "at most 10000 keys"));
+        }
+        for (agent, budget) in &self.agent_budgets {
+            budget.validate(&format!("agent_budgets.{agent}"))?;
+        }
+        if self.agent_budgets.len() > 10_000 {
+            return Err(EngineError::invalid("agent_budgets", "at most 10000 agents"));
         }
         if self.rate_limit_per_minute == Some(0) {
             return Err(EngineError::invalid("rate_limit_per_minute", "must be at least 1"));

@@ -304,10 +304,14 @@ impl Operation for Status {
             let (day, month) = budget::periods(OffsetDateTime::now_utc());
             let mut scopes = vec![aos_engines::proxy::SCOPE_TENANT.to_owned()];
             scopes.extend(key.map(aos_engines::proxy::key_scope));
+            let agent = self.actor.agent();
+            scopes.extend(agent.map(aos_engines::proxy::agent_scope));
             let rows = aos_engines::proxy::counters(cx.conn, tenant, &scopes, &[day.clone(), month.clone()]).await?;
             let limit_of = |scope: &str, period: &str| {
                 let budget = if scope == aos_engines::proxy::SCOPE_TENANT {
                     Some(&settings.budget)
+                } else if scope.starts_with("agent:") {
+                    agent.and_then(|a| settings.agent_budgets.get(&a))
                 } else {
                     key.and_then(|k| settings.key_budgets.get(&k))
                 };

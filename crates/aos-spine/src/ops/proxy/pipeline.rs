@@ -11,6 +11,8 @@ pub(super) struct Ledger {
     pub(super) id: Uuid,
     pub(super) tenant: Uuid,
     pub(super) key: Option<Uuid>,
+    /// The agent whose key this is (its budget is charged too).
+    pub(super) agent: Option<Uuid>,
     pub(super) actor: String,
     pub(super) endpoint: Endpoint,
     pub(super) model: String,
@@ -107,9 +109,16 @@ pub(super) async fn finish(
     let cost = outcome.cost;
     if cost > 0 || reservation.is_some() {
         records.extend(
-            budget::settlement(ledger.tenant, ledger.key, reservation, cost, OffsetDateTime::now_utc())
-                .into_iter()
-                .map(Record::Spend),
+            budget::settlement(
+                ledger.tenant,
+                ledger.key,
+                ledger.agent,
+                reservation,
+                cost,
+                OffsetDateTime::now_utc(),
+            )
+            .into_iter()
+            .map(Record::Spend),
         );
     }
     records.push(Record::Call(Box::new(
@@ -216,6 +225,7 @@ pub(super) async fn run(
         id: Uuid::now_v7(),
         tenant,
         key,
+        agent: actor.agent(),
         actor: actor.actor(),
         endpoint,
         model: model.clone(),
@@ -290,7 +300,7 @@ pub(super) async fn run(
 
     // Budgets: reserve the worst case before anything goes upstream.
     let encoding = route.price.as_ref().and_then(|p| p.encoding.clone());
-    let limits = budget::limits(&settings, key, OffsetDateTime::now_utc());
+    let limits = budget::limits(&settings, key, actor.agent(), OffsetDateTime::now_utc());
     let mut prompt_estimate = None;
     if !limits.is_empty() && route.price.is_none() {
         let error = SpineError::new(
