@@ -14,6 +14,7 @@ use serde_json::Value;
 aos_tests::for_each_backend!(
     the_cli_runs_the_governed_flow_with_stable_exit_codes,
     the_cli_ignores_the_servers_config_and_warns_about_an_open_key_file,
+    the_cli_manages_agents_their_keys_manifests_and_freezes,
 );
 
 struct Run {
@@ -453,4 +454,108 @@ async fn the_cli_runs_the_governed_flow_with_stable_exit_codes(backend: Backend)
     }
     assert_eq!(refused.code, 3, "{}", refused.stderr);
     assert!(refused.stderr.contains("tenant_suspended"), "{}", refused.stderr);
+}
+
+async fn the_cli_manages_agents_their_keys_manifests_and_freezes(backend: Backend) {
+    let app: TestApp = spawn_opts(backend, Options::default()).await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let url = app.base.clone();
+    let gov = GovServer::default();
+    let upstream = mcp_servers::streamable_http(gov.clone(), None).await;
+    let tenant = app.create_tenant("cli-agents").await;
+    let (_, admin) = app.create_key(&tenant, &["admin"]).await;
+    aos_tests::register_server(&app, &admin, "gov", &upstream.url, serde_json::json!({})).await;
+    let key = Some(admin.as_str());
+
+    let agent = ok(aos(
+        home,
+        &url,
+        key,
+        &[
+            "--json",
+            "agents",
+            "create",
+            "--name",
+            "bot",
+            "--capability",
+            "gov.echo",
+            "--capability",
+            "gov.n*:LOW:approval",
+        ],
+    ))
+    .json();
+    let id = agent["id"].as_str().unwrap().to_owned();
+    assert_eq!(agent["capabilities"][1]["max_risk"], "LOW");
+    assert_eq!(agent["capabilities"][1]["requires_approval"], true);
+    let bad = aos(
+        home,
+        &url,
+        key,
+        &["agents", "create", "--name", "x", "--capability", "gov"],
+    );
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains("capabilities[0].tool"), "{}", bad.stderr);
+    let bad = aos(
+        home,
+        &url,
+        key,
+        &["agents", "create", "--name", "x", "--capability", "a.b:LOW:maybe"],
+    );
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+
+    let table = ok(aos(home, &url, key, &["agents", "list"])).stdout;
+    assert!(
+        table.contains("bot") && table.contains("gov.n* (up to LOW) [approval]"),
+        "{table}"
+    );
+    let described = ok(aos(home, &url, key, &["agents", "describe", &id])).stdout;
+    assert!(described.contains("manifest_pinned"), "{described}");
+
+    // A key of the agent: printed once, never again.
+    let created = ok(aos(
+        home,
+        &url,
+        key,
+        &["--json", "agents", "keys", "create", &id, "--name", "k1"],
+    ))
+    .json();
+    let secret = created["key"].as_str().unwrap().to_owned();
+    assert_eq!(created["api_key"]["scopes"], serde_json::json!(["mcp:invoke"]));
+    let keys = ok(aos(home, &url, key, &["agents", "keys", "list", &id])).stdout;
+    assert!(keys.contains("k1") && !keys.contains(&secret), "{keys}");
+
+    // Manifests: issue, show, verify (valid: 0; tampered: 6).
+    let issued = ok(aos(home, &url, key, &["--json", "agents", "manifest", "issue", &id])).json();
+    assert_eq!(issued["version"], 1);
+    let token = issued["manifest"].as_str().unwrap().to_owned();
+    let shown = ok(aos(home, &url, key, &["agents", "manifest", "show", &id])).stdout;
+    assert!(shown.contains("gov.echo") && shown.contains(&token), "{shown}");
+    let file = home.join("manifest.jws");
+    std::fs::write(&file, &token).unwrap();
+    let valid = ok(aos(
+        home,
+        &url,
+        key,
+        &["agents", "manifest", "verify", file.to_str().unwrap()],
+    ))
+    .stdout;
+    assert!(valid.starts_with("valid: agent"), "{valid}");
+    let mut tampered = token.clone();
+    tampered.pop();
+    let invalid = aos(home, &url, key, &["agents", "manifest", "verify", &tampered]);
+    assert_eq!(invalid.code, 6, "{} {}", invalid.stdout, invalid.stderr);
+    assert!(invalid.stdout.contains("INVALID"), "{}", invalid.stdout);
+
+    // Freeze and unfreeze; delete.
+    let frozen = ok(aos(home, &url, key, &["agents", "freeze", &id, "--reason", "runaway"])).stdout;
+    assert!(frozen.contains("frozen (runaway)"), "{frozen}");
+    assert_eq!(
+        ok(aos(home, &url, key, &["--json", "agents", "describe", &id])).json()["frozen"],
+        true
+    );
+    ok(aos(home, &url, key, &["agents", "unfreeze", &id]));
+    ok(aos(home, &url, key, &["agents", "delete", &id]));
+    let gone = aos(home, &url, key, &["agents", "describe", &id]);
+    assert_eq!(gone.code, 4, "{}", gone.stderr);
 }

@@ -25,6 +25,7 @@ use uuid::Uuid;
 aos_tests::for_each_backend!(
     the_sdk_drives_the_governed_flow_end_to_end,
     server_errors_arrive_typed_and_tenants_stay_apart,
+    the_sdk_manages_agents_and_an_agent_key_is_bounded_by_its_capabilities,
 );
 
 fn client(app: &TestApp, key: &str) -> Client {
@@ -371,4 +372,111 @@ async fn a_post_is_never_resent_after_it_reached_the_server() {
         .unwrap_err();
     assert_eq!(err.status(), Some(503), "{err}");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+async fn the_sdk_manages_agents_and_an_agent_key_is_bounded_by_its_capabilities(backend: Backend) {
+    use aos_client::schemas::agents::{Capability, CreateAgentKeyRequest, CreateAgentRequest, UpdateAgentRequest};
+    use aos_client::schemas::envelope::PageQuery;
+    use aos_client::schemas::killswitch::FreezeRequest;
+    let app = spawn_opts(backend, Options::default()).await;
+    let (_, admin) = tenant(&app, "sdk-agents", &["admin"]).await;
+    let gov = GovServer::default();
+    let upstream = mcp_servers::streamable_http(gov.clone(), None).await;
+    let registration = admin
+        .register_mcp_server(&RegisterMcpServerRequest::new("gov", &upstream.url))
+        .await
+        .unwrap();
+    let server = registration.server.id;
+    let tools = admin.list_mcp_tools(server, false).await.unwrap();
+    let tool = |name: &str| tools.iter().find(|t| t.name == name).unwrap().id;
+
+    let agent = admin
+        .create_agent(&CreateAgentRequest {
+            name: "reader".into(),
+            description: None,
+            owner: Some("user:ops".into()),
+            capabilities: vec![Capability {
+                tool: "gov.echo".into(),
+                max_risk: None,
+                requires_approval: false,
+            }],
+            manifest_pinned: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(admin.list_agents(&PageQuery::default()).await.unwrap().data.len(), 1);
+    // The typed actor of an agent key: its calls are bounded by the capabilities.
+    let created = admin
+        .create_agent_key(
+            agent.id,
+            &CreateAgentKeyRequest {
+                name: "k".into(),
+                scopes: None,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    let bot = client(&app, &created.key);
+    let context = bot.session_context().await.unwrap();
+    assert_eq!(
+        (context.auth_type, context.agent_id),
+        (aos_client::schemas::session::AuthType::Agent, Some(agent.id))
+    );
+    let done = bot
+        .invoke_mcp_tool(tool("echo"), &InvokeToolRequest::new(json!({"text": "hi"})))
+        .await
+        .unwrap();
+    assert_eq!(done.status, InvocationStatus::Success);
+    match bot
+        .invoke_mcp_tool(tool("fail"), &InvokeToolRequest::new(json!({})))
+        .await
+    {
+        Err(Error::Api(err)) => {
+            assert_eq!(
+                (err.status, err.code.as_str()),
+                (403, ErrorCode::CapabilityNotGranted.as_str())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(gov.calls_of("fail"), 0);
+
+    let manifest = admin.issue_agent_manifest(agent.id).await.unwrap();
+    assert_eq!(manifest.payload.capabilities.len(), 1);
+    assert!(bot.verify_agent_manifest(&manifest.manifest).await.unwrap().valid);
+    assert_eq!(admin.get_agent_manifest(agent.id, None).await.unwrap().version, 1);
+    assert_eq!(admin.list_agent_manifests(agent.id).await.unwrap().len(), 1);
+
+    admin
+        .freeze_agent(
+            agent.id,
+            &FreezeRequest {
+                reason: Some("why".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(admin.get_agent(agent.id).await.unwrap().frozen);
+    admin.unfreeze_agent(agent.id).await.unwrap();
+    let renamed = admin
+        .update_agent(
+            agent.id,
+            &UpdateAgentRequest {
+                name: Some("reader-2".into()),
+                ..UpdateAgentRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.owner.as_deref()),
+        ("reader-2", Some("user:ops"))
+    );
+    assert_eq!(admin.list_agent_keys(agent.id).await.unwrap().len(), 1);
+    admin.delete_agent(agent.id).await.unwrap();
+    match admin.get_agent(agent.id).await {
+        Err(Error::Api(err)) => assert_eq!(err.status, 404),
+        other => panic!("{other:?}"),
+    }
 }

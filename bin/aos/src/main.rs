@@ -7,6 +7,7 @@
 //! outcome is negative (a tool call that did not succeed, an invalid audit chain, an
 //! unhealthy server).
 
+mod agents;
 mod config;
 mod output;
 
@@ -73,6 +74,9 @@ enum Command {
     /// MCP servers, their tools, and governed calls
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// Agents: identities with capabilities over the governed catalog
+    #[command(subcommand)]
+    Agents(agents::AgentsCommand),
     /// Approval requests: list, show, approve, deny
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
@@ -460,6 +464,7 @@ async fn run(cli: Cli) -> Outcome {
     match cli.command {
         Command::Whoami => whoami(&client, out).await,
         Command::Mcp(command) => mcp(&client, out, command).await,
+        Command::Agents(command) => agents::run(&client, out, command).await,
         Command::Approvals(command) => approvals(&client, out, command).await,
         Command::Audit(command) => audit(&client, out, command).await,
         Command::Incidents(command) => incidents(&client, out, command).await,

@@ -66,6 +66,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aos_schemas::agents::{
+    Agent, AgentManifest, CreateAgentKeyRequest, CreateAgentRequest, CreatedAgentKey, ManifestVerification,
+    UpdateAgentRequest, VerifyManifestRequest,
+};
 use aos_schemas::api_keys::{ApiKey, CreateApiKeyRequest, CreatedApiKey};
 use aos_schemas::governance::{
     Approval, ApprovalDecision, AuditEvent, AuditVerification, CreateApprovalRequest, DecideApprovalRequest, Incident,
@@ -597,6 +601,84 @@ impl Client {
     pub async fn kill_switch_status(&self, tenant_id: Option<Uuid>) -> Result<KillSwitchOverview, Error> {
         self.get_query("/api/v1/killswitch", &KillSwitchQuery { tenant_id })
             .await
+    }
+
+    // ---- Agents -----------------------------------------------------------------------
+
+    /// Creates an agent with its capabilities (`mcp:admin`).
+    pub async fn create_agent(&self, request: &CreateAgentRequest) -> Result<Agent, Error> {
+        self.post("/api/v1/agents", request).await
+    }
+
+    pub async fn list_agents(&self, query: &PageQuery) -> Result<Page<Agent>, Error> {
+        self.page("/api/v1/agents", query).await
+    }
+
+    pub async fn get_agent(&self, agent_id: Uuid) -> Result<Agent, Error> {
+        self.get(&format!("/api/v1/agents/{agent_id}")).await
+    }
+
+    /// Changes an agent; absent fields are kept.
+    pub async fn update_agent(&self, agent_id: Uuid, request: &UpdateAgentRequest) -> Result<Agent, Error> {
+        self.call(Method::PATCH, &format!("/api/v1/agents/{agent_id}"), Some(request))
+            .await
+    }
+
+    /// Deletes an agent (kept for audit) and revokes its keys.
+    pub async fn delete_agent(&self, agent_id: Uuid) -> Result<Agent, Error> {
+        self.call(Method::DELETE, &format!("/api/v1/agents/{agent_id}"), None::<&()>)
+            .await
+    }
+
+    /// Creates a key bound to the agent; the secret is in the result, once.
+    pub async fn create_agent_key(
+        &self,
+        agent_id: Uuid,
+        request: &CreateAgentKeyRequest,
+    ) -> Result<CreatedAgentKey, Error> {
+        self.post(&format!("/api/v1/agents/{agent_id}/api-keys"), request).await
+    }
+
+    pub async fn list_agent_keys(&self, agent_id: Uuid) -> Result<Vec<ApiKey>, Error> {
+        self.get(&format!("/api/v1/agents/{agent_id}/api-keys")).await
+    }
+
+    /// Signs a manifest of the agent's capabilities as resolved now.
+    pub async fn issue_agent_manifest(&self, agent_id: Uuid) -> Result<AgentManifest, Error> {
+        self.post_empty(&format!("/api/v1/agents/{agent_id}/manifests")).await
+    }
+
+    /// The agent's manifests, newest first.
+    pub async fn list_agent_manifests(&self, agent_id: Uuid) -> Result<Vec<AgentManifest>, Error> {
+        self.get(&format!("/api/v1/agents/{agent_id}/manifests")).await
+    }
+
+    /// One manifest by version, or the latest (`None`).
+    pub async fn get_agent_manifest(&self, agent_id: Uuid, version: Option<i64>) -> Result<AgentManifest, Error> {
+        match version {
+            Some(v) => self.get(&format!("/api/v1/agents/{agent_id}/manifests/{v}")).await,
+            None => self.get(&format!("/api/v1/agents/{agent_id}/manifests/latest")).await,
+        }
+    }
+
+    /// Checks a signed agent manifest against the published keys.
+    pub async fn verify_agent_manifest(&self, manifest: &str) -> Result<ManifestVerification, Error> {
+        self.post(
+            "/api/v1/agents/manifests/verify",
+            &VerifyManifestRequest {
+                manifest: manifest.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Freezes an agent: every key of it is refused on every surface.
+    pub async fn freeze_agent(&self, agent_id: Uuid, request: &FreezeRequest) -> Result<KillSwitchState, Error> {
+        self.post(&format!("/api/v1/agents/{agent_id}/freeze"), request).await
+    }
+
+    pub async fn unfreeze_agent(&self, agent_id: Uuid) -> Result<KillSwitchState, Error> {
+        self.post_empty(&format!("/api/v1/agents/{agent_id}/unfreeze")).await
     }
 
     // ---- API keys (the caller's tenant) ---------------------------------------------

@@ -18,6 +18,8 @@ pub enum AuthType {
     Human,
     /// An API key.
     Machine,
+    /// An agent's API key (`agent_id` names the agent).
+    Agent,
     /// A customer integration's key (`X-CUS-Integration-Key`).
     Integration,
 }
@@ -26,6 +28,9 @@ pub enum AuthType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SessionContext {
     pub auth_type: AuthType,
+    /// The agent whose key this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<Uuid>,
     /// Absent for the platform operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<Uuid>,

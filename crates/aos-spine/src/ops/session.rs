@@ -31,6 +31,12 @@ impl Operation for Context {
                     None,
                 ),
                 AuthContext::Human { user_id, roles, .. } => (AuthType::Human, user_id.clone(), roles.clone(), None),
+                AuthContext::Machine {
+                    key_id,
+                    expires_at,
+                    agent_id: Some(_),
+                    ..
+                } => (AuthType::Agent, key_id.to_string(), Vec::new(), *expires_at),
                 AuthContext::Machine { key_id, expires_at, .. } => {
                     (AuthType::Machine, key_id.to_string(), Vec::new(), *expires_at)
                 }
@@ -44,6 +50,7 @@ impl Operation for Context {
             };
             Ok(SessionContext {
                 auth_type,
+                agent_id: self.actor.own_agent(),
                 tenant_id: self.actor.tenant_id(),
                 actor_id,
                 roles,
