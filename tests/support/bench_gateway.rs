@@ -7,6 +7,8 @@
 //!   key) calls `bench.echo`: authentication, the catalog lookup with its policy `hide`
 //!   check, then the whole governed invocation (schema, policy, audit chain, record, the
 //!   call upstream, the outcome);
+//! - agent: the gateway path with an agent's key (capability `bench.*`): the same call
+//!   plus resolving the agent's capabilities, which must not add to it;
 //! - rest: the same governed invocation through `POST .../invoke`, for reference.
 //!
 //! All at a fixed concurrency (4; `AOS_BENCH_CONCURRENCY` overrides), phases interleaved;
@@ -56,6 +58,37 @@ async fn main() {
             .await
             .unwrap(),
     );
+    let agent_key = {
+        let (status, agent) = aos_tests::call(
+            &app,
+            &key,
+            reqwest::Method::POST,
+            "/api/v1/agents",
+            Some(json!({"name": "bench-agent", "capabilities": [{"tool": "bench.*"}]})),
+        )
+        .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{agent}");
+        let id = agent["data"]["id"].as_str().unwrap().to_owned();
+        let (status, created) = aos_tests::call(
+            &app,
+            &key,
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{id}/api-keys"),
+            Some(json!({"name": "bench"})),
+        )
+        .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{created}");
+        created["data"]["key"].as_str().unwrap().to_owned()
+    };
+    let agent_client = Arc::new(
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("bench", "1"))
+            .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_06_18)
+            .serve(StreamableHttpClientTransport::from_config(
+                StreamableHttpClientTransportConfig::with_uri(app.url("/mcp")).auth_header(agent_key),
+            ))
+            .await
+            .unwrap(),
+    );
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let args = json!({"text": "hello"}).as_object().cloned().unwrap();
 
@@ -74,6 +107,19 @@ async fn main() {
     };
     let gateway = {
         let (client, args) = (Arc::clone(&gateway_client), args.clone());
+        move || {
+            let (client, args) = (Arc::clone(&client), args.clone());
+            async move {
+                let result = client
+                    .call_tool(CallToolRequestParams::new("bench.echo").with_arguments(args))
+                    .await
+                    .unwrap();
+                assert_ne!(result.is_error, Some(true), "{result:?}");
+            }
+        }
+    };
+    let as_agent = {
+        let (client, args) = (Arc::clone(&agent_client), args.clone());
         move || {
             let (client, args) = (Arc::clone(&client), args.clone());
             async move {
@@ -105,15 +151,18 @@ async fn main() {
     // Warm-up.
     run(direct.clone()).await;
     run(gateway.clone()).await;
+    run(as_agent.clone()).await;
     run(governed.clone()).await;
-    let (mut d, mut m, mut g) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut d, mut m, mut a, mut g) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..PHASES {
         d.extend(run(direct.clone()).await);
         m.extend(run(gateway.clone()).await);
+        a.extend(run(as_agent.clone()).await);
         g.extend(run(governed.clone()).await);
     }
     d.sort();
     m.sort();
+    a.sort();
     g.sort();
     println!(
         "backend: {}, {} calls per path at concurrency {}, {PHASES} interleaved phases",
@@ -125,6 +174,7 @@ async fn main() {
     for (name, samples) in [
         ("direct (rmcp client, one session)", &d),
         ("gateway (rmcp client -> AOS /mcp)", &m),
+        ("gateway as an agent (agent key)", &a),
         ("rest (POST .../invoke)", &g),
     ] {
         println!(
@@ -144,5 +194,11 @@ async fn main() {
         "gateway / direct (ratio)",
         quantile(&m, 0.5).as_secs_f64() / quantile(&d, 0.5).as_secs_f64(),
         quantile(&m, 0.99).as_secs_f64() / quantile(&d, 0.99).as_secs_f64()
+    );
+    println!(
+        "{:<34} {:>10.2} {:>10.2}",
+        "agent / tenant key (ratio)",
+        quantile(&a, 0.5).as_secs_f64() / quantile(&m, 0.5).as_secs_f64(),
+        quantile(&a, 0.99).as_secs_f64() / quantile(&m, 0.99).as_secs_f64()
     );
 }

@@ -560,6 +560,24 @@ pub async fn grant(conn: &mut Conn, tenant: TenantId, id: AgentId) -> EngineResu
     Ok(Grant { agent, pinned })
 }
 
+/// [`grant`] through the credential cache: every change that alters a grant (status,
+/// capabilities, pinning, a pinned agent's new manifest, deletion) moves the credential
+/// epoch, which empties the cache on every replica within its poll interval.
+pub async fn cached_grant(
+    conn: &mut Conn,
+    cache: &crate::auth::CredentialCache,
+    tenant: TenantId,
+    id: AgentId,
+) -> EngineResult<std::sync::Arc<Grant>> {
+    if let Some(grant) = cache.grant(tenant.get(), id.get()) {
+        return Ok(grant);
+    }
+    let seen = cache.epoch();
+    let loaded = std::sync::Arc::new(grant(conn, tenant, id).await?);
+    cache.insert_grant(std::sync::Arc::clone(&loaded), seen);
+    Ok(loaded)
+}
+
 /// Signs a manifest of the agent's capabilities resolved against the catalog now (audit
 /// `AGENT_MANIFEST_ISSUED`). Version 1, 2, … per agent.
 pub async fn issue_manifest(

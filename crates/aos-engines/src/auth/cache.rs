@@ -61,6 +61,8 @@ struct State {
     keys: HashMap<String, Arc<CachedKey>>,
     integration_keys: HashMap<String, Arc<CachedIntegrationKey>>,
     tenants: HashMap<uuid::Uuid, (TenantStatus, Instant)>,
+    /// Active agents' grants by (tenant, agent): every change to an agent moves the epoch.
+    grants: HashMap<(uuid::Uuid, uuid::Uuid), (Arc<crate::agents::Grant>, Instant)>,
 }
 
 #[derive(Debug)]
@@ -183,6 +185,29 @@ impl CredentialCache {
                 state.tenants.clear();
             }
             state.tenants.insert(id, (status, Instant::now()));
+        }
+    }
+
+    /// An active agent's grant, if cached and fresh.
+    pub fn grant(&self, tenant: uuid::Uuid, agent: uuid::Uuid) -> Option<Arc<crate::agents::Grant>> {
+        let state = self.state.read().ok()?;
+        state
+            .grants
+            .get(&(tenant, agent))
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(g, _)| Arc::clone(g))
+    }
+
+    /// Stores a loaded grant unless the epoch moved since `seen_epoch`.
+    pub fn insert_grant(&self, grant: Arc<crate::agents::Grant>, seen_epoch: i64) {
+        if let Ok(mut state) = self.state.write()
+            && state.epoch == seen_epoch
+        {
+            if state.grants.len() >= MAX_ENTRIES {
+                state.grants.clear();
+            }
+            let id = (grant.agent.tenant_id.get(), grant.agent.id.get());
+            state.grants.insert(id, (grant, Instant::now()));
         }
     }
 

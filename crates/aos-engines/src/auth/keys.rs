@@ -199,15 +199,8 @@ pub async fn still_valid(conn: &mut Conn, tenant_id: uuid::Uuid, key_id: uuid::U
         return Err(EngineError::Unauthenticated("this API key has expired"));
     }
     let tenant = tenants::get(conn, tenant_id).await?;
-    super::tenant_gate(tenant.status())?;
-    match key.agent_id {
-        Some(agent) => agent_gate(Some(
-            aos_drivers::agents::get(conn, tenant_id.into(), agent.into())
-                .await?
-                .status(),
-        )),
-        None => Ok(()),
-    }
+    // An agent key's agent is checked where its grant is read (`agents::grant`).
+    super::tenant_gate(tenant.status())
 }
 
 /// The key for a presented key's hash, if any, and where its tenant and (for an agent's

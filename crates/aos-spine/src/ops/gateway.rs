@@ -41,7 +41,7 @@ impl Operation for AgentEndpoint {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::McpInvoke)?;
             if let Some(agent) = self.actor.agent() {
-                aos_engines::agents::grant(cx.conn, tenant.into(), agent.into()).await?;
+                aos_engines::agents::cached_grant(cx.conn, cx.shared.auth.cache(), tenant.into(), agent.into()).await?;
             }
             Ok(())
         })
@@ -66,7 +66,7 @@ impl Operation for Catalog {
             if let AuthContext::Machine { key_id, .. } = &self.actor {
                 aos_engines::auth::keys::still_valid(cx.conn, tenant, *key_id).await?;
             }
-            let prepared = agent_catalog(cx.conn, tenant, &self.actor).await?;
+            let prepared = agent_catalog(cx.conn, &cx.shared.auth, tenant, &self.actor).await?;
             visible(&cx.shared.policy, tenant, &self.actor, prepared).await
         })
     }
@@ -77,6 +77,7 @@ impl Operation for Catalog {
 /// once enabled, and a pinned agent sees only its manifest's definitions.
 async fn agent_catalog(
     conn: &mut aos_drivers::Conn,
+    auth: &aos_engines::auth::Authenticator,
     tenant: uuid::Uuid,
     actor: &AuthContext,
 ) -> Result<Vec<invoke::Prepared>, SpineError> {
@@ -84,7 +85,7 @@ async fn agent_catalog(
     let Some(agent) = actor.agent() else {
         return Ok(prepared);
     };
-    let grant = Arc::new(aos_engines::agents::grant(conn, tenant.into(), agent.into()).await?);
+    let grant = aos_engines::agents::cached_grant(conn, auth.cache(), tenant.into(), agent.into()).await?;
     Ok(prepared
         .into_iter()
         .filter_map(|mut entry| {
@@ -132,7 +133,7 @@ impl Operation for NamedCatalog {
     fn run(self, cx: OperationContext<'_>) -> OpFuture<'_, Self::Output> {
         Box::pin(async move {
             let tenant = self.actor.tenant_with_any(&[Scope::McpRead, Scope::McpInvoke])?;
-            let prepared = agent_catalog(cx.conn, tenant, &self.actor).await?;
+            let prepared = agent_catalog(cx.conn, &cx.shared.auth, tenant, &self.actor).await?;
             let named: Vec<NamedTool> =
                 gateway::name_catalog(visible(&cx.shared.policy, tenant, &self.actor, prepared).await?);
             Ok(named

@@ -170,13 +170,15 @@ impl Workflow for Invoke {
             };
             let (server_id, tool_id) = (self.server_id, self.tool_id);
             let agent = self.actor.agent().map(aos_types::AgentId::from);
+            let shared = Arc::clone(&cx.shared);
             let mut prepared = cx
                 .read(move |conn| {
                     Box::pin(async move {
                         let mut prepared = invoke::prepare(conn, tenant, server_id, tool_id).await?;
                         if let Some(agent) = agent {
-                            let grant = aos_engines::agents::grant(conn, tenant.into(), agent).await?;
-                            prepared.grant = Some(Arc::new(grant));
+                            let cache = shared.auth.cache();
+                            let grant = aos_engines::agents::cached_grant(conn, cache, tenant.into(), agent).await?;
+                            prepared.grant = Some(grant);
                         }
                         Ok(prepared)
                     })
