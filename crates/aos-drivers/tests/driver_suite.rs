@@ -832,21 +832,7 @@ async fn integration_keys_are_found_by_hash_and_listed_per_tenant(db: &Database)
     let acme = insert(db, new_tenant("ik-acme", now)).await.unwrap();
     let globex = insert(db, new_tenant("ik-globex", now)).await.unwrap();
     let mut conn = db.conn().await.unwrap();
-    let integration = usage::insert_integration(
-        &mut conn,
-        &aos_models::usage::IntegrationRow {
-            id: DbUuid::new_v7(),
-            tenant_id: acme.id,
-            name: "prod".into(),
-            provider: "openai".into(),
-            status: "ACTIVE".into(),
-            created_by: "key:a".into(),
-            created_at: now,
-            updated_at: now,
-        },
-    )
-    .await
-    .unwrap();
+    let integration = insert_integration(&mut conn, acme.id, now).await;
     let key = usage::insert_integration_key(
         &mut conn,
         &aos_models::usage::IntegrationKeyRow {
@@ -1024,21 +1010,7 @@ async fn usage_records_are_idempotent_per_call_and_rollups_add_up(db: &Database)
     let acme = insert(db, new_tenant("use-acme", now)).await.unwrap();
     let globex = insert(db, new_tenant("use-globex", now)).await.unwrap();
     let mut conn = db.conn().await.unwrap();
-    let integration = usage::insert_integration(
-        &mut conn,
-        &aos_models::usage::IntegrationRow {
-            id: DbUuid::new_v7(),
-            tenant_id: acme.id,
-            name: "prod".into(),
-            provider: "openai".into(),
-            status: "ACTIVE".into(),
-            created_by: "key:a".into(),
-            created_at: now,
-            updated_at: now,
-        },
-    )
-    .await
-    .unwrap();
+    let integration = insert_integration(&mut conn, acme.id, now).await;
     let record = |call_id: &str, at: DbTime| aos_models::usage::UsageRecordRow {
         id: DbUuid::new_v7(),
         tenant_id: acme.id,
@@ -1299,4 +1271,26 @@ async fn agents_have_live_unique_names_their_own_keys_and_versioned_manifests(db
         AgentStatus::Deleted,
         "kept for audit"
     );
+}
+
+async fn insert_integration(
+    conn: &mut aos_drivers::Conn,
+    tenant_id: DbUuid,
+    now: DbTime,
+) -> aos_models::usage::IntegrationRow {
+    usage::insert_integration(
+        conn,
+        &aos_models::usage::IntegrationRow {
+            id: DbUuid::new_v7(),
+            tenant_id,
+            name: "prod".into(),
+            provider: "openai".into(),
+            status: "ACTIVE".into(),
+            created_by: "key:a".into(),
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await
+    .unwrap()
 }

@@ -14,12 +14,13 @@ use aos_spine::Spine;
 use aos_spine::ops::agents::{
     Create, CreateKey, Delete, Get, GetManifest, IssueManifest, List, ListKeys, ListManifests, Update, VerifyManifest,
 };
-use aos_spine::ops::killswitch::{Action, Change, Target};
+use aos_spine::ops::killswitch::{Action, Target};
 use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Json, OptionalJson};
+use crate::routes::killswitch::change;
 
 /// Create an agent: a name and capabilities (selectors over the governed catalog).
 #[utoipa::path(tag = "agents", security(("bearer" = [])), request_body = CreateAgentRequest,
@@ -254,18 +255,11 @@ pub async fn freeze(
     id: web::Path<Uuid>,
     body: OptionalJson<FreezeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let state = spine
-        .kill_switch_change(Change {
-            actor: caller.0,
-            target: Target::Agent {
-                tenant: None,
-                agent: id.into_inner(),
-            },
-            action: Action::Freeze,
-            request: body.0,
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(DataEnvelope::new(state)))
+    let target = Target::Agent {
+        tenant: None,
+        agent: id.into_inner(),
+    };
+    change(&spine, caller, target, Action::Freeze, body.0).await
 }
 
 #[utoipa::path(tag = "agents", security(("bearer" = [])), params(("id" = Uuid, Path)),
@@ -273,16 +267,9 @@ pub async fn freeze(
         (status = 409, body = ErrorEnvelope, description = "not frozen")))]
 #[post("/{id}/unfreeze")]
 pub async fn unfreeze(spine: web::Data<Spine>, caller: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let state = spine
-        .kill_switch_change(Change {
-            actor: caller.0,
-            target: Target::Agent {
-                tenant: None,
-                agent: id.into_inner(),
-            },
-            action: Action::Unfreeze,
-            request: FreezeRequest::default(),
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(DataEnvelope::new(state)))
+    let target = Target::Agent {
+        tenant: None,
+        agent: id.into_inner(),
+    };
+    change(&spine, caller, target, Action::Unfreeze, FreezeRequest::default()).await
 }

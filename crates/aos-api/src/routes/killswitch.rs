@@ -12,7 +12,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::OptionalJson;
 
-async fn change(
+pub(crate) async fn change(
     spine: &Spine,
     caller: Caller,
     target: Target,

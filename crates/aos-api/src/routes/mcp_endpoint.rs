@@ -109,12 +109,7 @@ pub async fn agent_http(
     spine: web::Data<Spine>,
     endpoint: web::Data<Endpoint>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = Caller(caller.0.acting_for(path.into_inner())?);
-    spine
-        .execute(aos_spine::ops::gateway::AgentEndpoint {
-            actor: caller.0.clone(),
-        })
-        .await?;
+    let caller = act_for(&spine, caller, path.into_inner()).await?;
     let upgrade = req
         .headers()
         .get(header::UPGRADE)
@@ -136,13 +131,19 @@ pub async fn agent_websocket(
     spine: web::Data<Spine>,
     endpoint: web::Data<Endpoint>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = Caller(caller.0.acting_for(path.into_inner())?);
+    let caller = act_for(&spine, caller, path.into_inner()).await?;
+    serve_socket(req, payload, caller, spine, endpoint).await
+}
+
+/// The caller acting for `agent`, if it may (the agent is its tenant's and active).
+async fn act_for(spine: &Spine, caller: Caller, agent: uuid::Uuid) -> Result<Caller, ApiError> {
+    let caller = Caller(caller.0.acting_for(agent)?);
     spine
         .execute(aos_spine::ops::gateway::AgentEndpoint {
             actor: caller.0.clone(),
         })
         .await?;
-    serve_socket(req, payload, caller, spine, endpoint).await
+    Ok(caller)
 }
 
 async fn serve_http(

@@ -274,19 +274,7 @@ pub async fn admit(
     let now = DbTime::now();
     let revision = Some(decision.revision.clone());
     let mut pending = audit::Pending::default();
-    pending.push(
-        &caller.actor,
-        Event {
-            event_type: AuditEventType::ToolInvocationRequested,
-            subject_type: SubjectKind::McpTool,
-            subject_id: subject(tool),
-            details: json!({"invocation_id": invocation_id.to_string(), "server_id": server.id.to_string(),
-                            "tool": tool.name, "input_hash": input_hash, "run_id": request.run_id,
-                            "step_index": request.step_index, "trace_id": request.trace_id}),
-            decision: None,
-            policy_revision: None,
-        },
-    );
+    requested(&mut pending, caller, request, prepared, invocation_id, &input_hash);
     let mut incident = None;
     if let Some(error) = &decision.error {
         pending.push(
@@ -527,19 +515,8 @@ pub async fn refuse_for_agent(
     let invocation_id = DbUuid::new_v7();
     let now = DbTime::now();
     let mut pending = audit::Pending::default();
-    pending.push(
-        &caller.actor,
-        Event {
-            event_type: AuditEventType::ToolInvocationRequested,
-            subject_type: SubjectKind::McpTool,
-            subject_id: subject(tool),
-            details: json!({"invocation_id": invocation_id.to_string(), "server_id": server.id.to_string(),
-                            "tool": tool.name, "input_hash": canonical_sha256(&request.input),
-                            "run_id": request.run_id, "trace_id": request.trace_id}),
-            decision: None,
-            policy_revision: None,
-        },
-    );
+    let input_hash = canonical_sha256(&request.input);
+    requested(&mut pending, caller, request, prepared, invocation_id, &input_hash);
     pending.push(
         &caller.actor,
         Event {
@@ -577,15 +554,7 @@ pub async fn refuse_for_agent(
         ),
         AgentRefusal::NotGranted => None,
     };
-    let mut row = new_row(
-        invocation_id,
-        tenant,
-        caller,
-        request,
-        prepared,
-        now,
-        canonical_sha256(&request.input),
-    );
+    let mut row = new_row(invocation_id, tenant, caller, request, prepared, now, input_hash);
     row.status = InvocationStatus::Blocked.as_str().into();
     row.error_code = Some(refusal.code().into());
     row.error_message = Some(reason.clone());
@@ -598,6 +567,31 @@ pub async fn refuse_for_agent(
     db::insert_invocation(conn, &row).await?;
     pending.flush(conn, tenant).await?;
     Ok((row, reason))
+}
+
+/// `TOOL_INVOCATION_REQUESTED`: the first event of every governed call.
+fn requested(
+    pending: &mut audit::Pending,
+    caller: &Caller,
+    request: &InvokeRequest,
+    prepared: &Prepared,
+    invocation: DbUuid,
+    input_hash: &str,
+) {
+    let (tool, server) = (&prepared.tool, &prepared.server);
+    pending.push(
+        &caller.actor,
+        Event {
+            event_type: AuditEventType::ToolInvocationRequested,
+            subject_type: SubjectKind::McpTool,
+            subject_id: subject(tool),
+            details: json!({"invocation_id": invocation.to_string(), "server_id": server.id.to_string(),
+                            "tool": tool.name, "input_hash": input_hash, "run_id": request.run_id,
+                            "step_index": request.step_index, "trace_id": request.trace_id}),
+            decision: None,
+            policy_revision: None,
+        },
+    );
 }
 
 fn started(pending: &mut audit::Pending, actor: &Actor, tool: &Tool, invocation: DbUuid) {

@@ -236,7 +236,7 @@ impl ManifestSigner {
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.current.kid.clone());
-        header.typ = Some("aos-manifest+jwt".into());
+        header.typ = Some(SERVER_MANIFEST_TYP.into());
         jsonwebtoken::encode(&header, &manifest, &self.encoding).map_err(|e| e.to_string())
     }
 }
@@ -288,26 +288,14 @@ pub fn kid_of(token: &str) -> Option<String> {
     jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid)
 }
 
-/// Verifies a manifest against published keys: ES256 only, `kid` must name one of
-/// `keys`, the signature must hold. Returns the manifest.
+/// The `typ` of a server manifest's JWS header.
+pub const SERVER_MANIFEST_TYP: &str = "aos-manifest+jwt";
+
+/// Verifies a server manifest against published keys: ES256 only, `typ`
+/// [`SERVER_MANIFEST_TYP`], `kid` must name one of `keys`, the signature must hold.
+/// Returns the manifest.
 pub fn verify(token: &str, keys: &[PublicJwk]) -> Result<Manifest, String> {
-    let header = jsonwebtoken::decode_header(token).map_err(|e| format!("not a manifest: {e}"))?;
-    if header.alg != Algorithm::ES256 {
-        return Err(format!("algorithm {:?} is not accepted (ES256 only)", header.alg));
-    }
-    let kid = header.kid.ok_or_else(|| "the manifest names no key (kid)".to_owned())?;
-    let key = keys
-        .iter()
-        .find(|k| k.kid == kid)
-        .ok_or_else(|| format!("key {kid} is not published"))?;
-    let decoding = DecodingKey::from_ec_components(&key.x, &key.y).map_err(|e| e.to_string())?;
-    let mut validation = Validation::new(Algorithm::ES256);
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    validation.validate_aud = false;
-    jsonwebtoken::decode::<Manifest>(token, &decoding, &validation)
-        .map(|data| data.claims)
-        .map_err(|e| format!("invalid manifest: {e}"))
+    verify_claims(token, SERVER_MANIFEST_TYP, keys)
 }
 
 #[cfg(test)]
