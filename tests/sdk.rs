@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aos_client::schemas::ErrorCode;
-use aos_client::schemas::api_keys::CreateApiKeyRequest;
 use aos_client::schemas::governance::{
     ApprovalStatus, DecideApprovalRequest, InvocationStatus, InvokeToolRequest, ListApprovalsQuery, ListAuditQuery,
 };
@@ -17,8 +16,7 @@ use aos_client::schemas::mcp::{ListServersQuery, RegisterMcpServerRequest, RiskL
 use aos_client::schemas::tenants::CreateTenantRequest;
 use aos_client::{Client, Error};
 use aos_tests::mcp_servers::{self, GovServer};
-use aos_tests::{Backend, OPERATOR_TOKEN, Options, TestApp, spawn_opts};
-use secrecy::SecretString;
+use aos_tests::{Backend, Options, TestApp, spawn_opts};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -28,33 +26,12 @@ aos_tests::for_each_backend!(
     the_sdk_manages_agents_and_an_agent_key_is_bounded_by_its_capabilities,
 );
 
-fn client(app: &TestApp, key: &str) -> Client {
-    Client::builder(app.base.clone())
-        .api_key(SecretString::from(key.to_owned()))
-        .build()
-        .unwrap()
-}
+use aos_tests::actors::{AgentKey, TenantAdmin, client};
 
 /// A tenant with an admin key (and its id) made through the SDK as the operator.
 async fn tenant(app: &TestApp, name: &str, scopes: &[&str]) -> (Uuid, Client) {
-    let operator = client(app, OPERATOR_TOKEN);
-    let tenant = operator
-        .create_tenant(&CreateTenantRequest { name: name.to_owned() })
-        .await
-        .unwrap();
-    let created = operator
-        .admin_create_api_key(
-            tenant.id,
-            &CreateApiKeyRequest {
-                name: "sdk".into(),
-                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-                expires_at: None,
-            },
-        )
-        .await
-        .unwrap();
-    assert!(created.key.starts_with("aos_"), "a usable secret comes back once");
-    (tenant.id, client(app, &created.key))
+    let admin = TenantAdmin::new(app, name, scopes).await;
+    (admin.tenant_id, admin.client)
 }
 
 async fn the_sdk_drives_the_governed_flow_end_to_end(backend: Backend) {
@@ -375,7 +352,7 @@ async fn a_post_is_never_resent_after_it_reached_the_server() {
 }
 
 async fn the_sdk_manages_agents_and_an_agent_key_is_bounded_by_its_capabilities(backend: Backend) {
-    use aos_client::schemas::agents::{Capability, CreateAgentKeyRequest, CreateAgentRequest, UpdateAgentRequest};
+    use aos_client::schemas::agents::{Capability, CreateAgentRequest, UpdateAgentRequest};
     use aos_client::schemas::envelope::PageQuery;
     use aos_client::schemas::killswitch::FreezeRequest;
     let app = spawn_opts(backend, Options::default()).await;
@@ -390,8 +367,11 @@ async fn the_sdk_manages_agents_and_an_agent_key_is_bounded_by_its_capabilities(
     let tools = admin.list_mcp_tools(server, false).await.unwrap();
     let tool = |name: &str| tools.iter().find(|t| t.name == name).unwrap().id;
 
-    let agent = admin
-        .create_agent(&CreateAgentRequest {
+    // The typed actor of an agent key: its calls are bounded by the capabilities.
+    let agent = AgentKey::new(
+        &app,
+        &admin,
+        &CreateAgentRequest {
             name: "reader".into(),
             description: None,
             owner: Some("user:ops".into()),
@@ -401,28 +381,21 @@ async fn the_sdk_manages_agents_and_an_agent_key_is_bounded_by_its_capabilities(
                 requires_approval: false,
             }],
             manifest_pinned: false,
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await;
     assert_eq!(admin.list_agents(&PageQuery::default()).await.unwrap().data.len(), 1);
-    // The typed actor of an agent key: its calls are bounded by the capabilities.
-    let created = admin
-        .create_agent_key(
-            agent.id,
-            &CreateAgentKeyRequest {
-                name: "k".into(),
-                scopes: None,
-                expires_at: None,
-            },
-        )
-        .await
-        .unwrap();
-    let bot = client(&app, &created.key);
+    let bot = &agent.client;
     let context = bot.session_context().await.unwrap();
     assert_eq!(
-        (context.auth_type, context.agent_id),
-        (aos_client::schemas::session::AuthType::Agent, Some(agent.id))
+        (context.auth_type, context.agent_id, context.actor_id),
+        (
+            aos_client::schemas::session::AuthType::Agent,
+            Some(agent.agent_id),
+            agent.key_id.to_string()
+        )
     );
+    let agent = admin.get_agent(agent.agent_id).await.unwrap();
     let done = bot
         .invoke_mcp_tool(tool("echo"), &InvokeToolRequest::new(json!({"text": "hi"})))
         .await

@@ -18,6 +18,7 @@ use secrecy::SecretString;
 
 pub use aos_drivers::Backend;
 
+pub mod actors;
 pub mod bench;
 pub mod fake_llm;
 pub mod mcp_servers;
