@@ -9,6 +9,7 @@
 #   make bench-proxy  OpenAI chat completions through the proxy against the upstream directly (docs/BENCHMARKS.md)
 #   make bench-guardrails what the proxy's guardrails cost per request, in process (docs/BENCHMARKS.md)
 #   make bench-gateway a tools/call through AOS's /mcp against calling the MCP server directly (docs/BENCHMARKS.md)
+#   make bench-scan    the tool-poisoning detector's cost per definition (docs/BENCHMARKS.md)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -27,7 +28,7 @@ else
   CARGO_TEST_SKIP :=
 endif
 
-.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e bench-auth bench-ingest bench-invoke bench-gateway bench-proxy bench-guardrails
+.PHONY: help run build test fmt fmt-check clippy deny deny-advisories check-postgres test-suite e2e bench-auth bench-ingest bench-invoke bench-gateway bench-proxy bench-guardrails bench-scan
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -93,6 +94,9 @@ bench-invoke:
 bench-gateway:
 	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-gateway
 	AOS_TEST_HTTP_WORKERS=$$(nproc) $(CARGO) run -q --release -p aos-tests --bin aos-bench-gateway -- --postgres
+
+bench-scan:
+	$(CARGO) bench -q -p aos-engines --bench scan
 
 bench-proxy:
 	$(CARGO) build -q --release -p aos-tests --bin aos-fake-llm --bin aos-bench-proxy

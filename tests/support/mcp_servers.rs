@@ -142,6 +142,55 @@ impl ServerHandler for ChangingServer {
     }
 }
 
+/// A server that serves whatever tool definitions the test sets (JSON, as MCP lists them:
+/// `name`, `description`, `inputSchema`, ...), for scanning real and poisoned definitions.
+#[derive(Clone, Default)]
+pub struct ScriptedServer {
+    tools: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl ScriptedServer {
+    pub fn new(tools: Vec<serde_json::Value>) -> Self {
+        Self {
+            tools: Arc::new(Mutex::new(tools)),
+        }
+    }
+
+    /// Serves `tools` from the next listing on (a rug pull, when they differ).
+    pub fn set_tools(&self, tools: Vec<serde_json::Value>) {
+        *self.tools.lock().unwrap() = tools;
+    }
+}
+
+impl ServerHandler for ScriptedServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools: Vec<Tool> = self
+            .tools
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|t| serde_json::from_value(t.clone()).unwrap())
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        Ok(CallToolResult::success(vec![ContentBlock::text(request.name.to_string())]).into())
+    }
+}
+
 /// A running test server; stops when dropped.
 pub struct Running {
     pub url: String,

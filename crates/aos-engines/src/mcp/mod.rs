@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod hash;
 pub mod invoke;
 pub mod manifest;
+pub mod poison;
 pub mod registry;
 pub mod risk;
 pub mod sse;

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::client::{Handshake, ListedTool, McpRuntime, McpSettings, Target};
 use super::credentials::CredentialRef;
 use super::manifest::{ManifestSigner, ManifestTool};
-use super::{hash, risk};
+use super::{hash, poison, risk};
 use crate::error::{EngineError, EngineResult};
 use crate::governance::audit::{self, Actor, Event};
 use crate::governance::incidents::{self, NewIncident};
@@ -252,6 +252,20 @@ pub async fn apply_discovery(
         .into_iter()
         .map(|t| (t.name.clone(), t))
         .collect();
+    // The tenant's tools served by its other servers: the detector's cross-tool checks
+    // (shadowing, name collisions) compare against them.
+    let others: Vec<(String, String)> = db::catalog(conn, server.tenant_id.into())
+        .await?
+        .into_iter()
+        .filter(|(s, _)| s.id != server.id)
+        .map(|(s, t)| (s.name, t.name))
+        .collect();
+    let neighbours = poison::Neighbours::new(
+        &others
+            .iter()
+            .map(|(server, tool)| poison::Neighbour { server, tool })
+            .collect::<Vec<_>>(),
+    );
     let now = DbTime::now();
     let mut report_errors = Vec::new();
     let (mut added, mut updated, mut quarantined, mut seen) = (0, 0, 0, HashSet::new());
@@ -267,14 +281,16 @@ pub async fn apply_discovery(
             report_errors.push(format!("tool {:?} listed twice; kept the first", tool.name));
             continue;
         }
-        let assessment = risk::assess(
-            &tool.name,
-            tool.title.as_deref(),
-            tool.description.as_deref(),
-            &tool.input_schema,
-            tool.output_schema.as_ref(),
-            tool.annotations.as_ref(),
-        );
+        let definition = poison::Definition {
+            name: &tool.name,
+            title: tool.title.as_deref(),
+            description: tool.description.as_deref(),
+            input_schema: &tool.input_schema,
+            output_schema: tool.output_schema.as_ref(),
+            annotations: tool.annotations.as_ref(),
+        };
+        let assessment = risk::assess_in(&definition, &neighbours);
+        let flagged = !assessment.flags.is_empty();
         let tool_hash = hash::tool_hash(
             &tool.name,
             tool.description.as_deref(),
@@ -288,6 +304,15 @@ pub async fn apply_discovery(
             Some(current) if current.tool_hash == tool_hash && current.available => {}
             Some(current) => {
                 let auto = current.risk_source != "admin";
+                // A poisoning flag outranks an admin's level: at least HIGH, whatever was set.
+                let admin_level = RiskLevel::parse_lenient(&current.risk_level);
+                let risk_level = if auto {
+                    Some(assessment.level)
+                } else if flagged && admin_level < RiskLevel::High {
+                    Some(RiskLevel::High)
+                } else {
+                    None
+                };
                 // A rug pull: the definition an admin approved is not the one served now.
                 let drifted = current.approved_hash.as_ref().is_some_and(|a| *a != tool_hash) && !current.quarantined;
                 let changes = McpToolChanges {
@@ -296,8 +321,16 @@ pub async fn apply_discovery(
                     input_schema: Some(DbJson(tool.input_schema.clone())),
                     output_schema: Some(tool.output_schema.clone().map(DbJson)),
                     annotations: Some(tool.annotations.clone().map(DbJson)),
-                    risk_level: auto.then(|| assessment.level.as_str().to_owned()),
-                    risk_reasons: auto.then_some(reasons),
+                    risk_level: risk_level.map(|l| l.as_str().to_owned()),
+                    risk_reasons: if auto {
+                        Some(reasons)
+                    } else if risk_level.is_some() {
+                        Some(DbJson(serde_json::json!([
+                            "set by an admin; raised to HIGH: the new definition is flagged as poisoned"
+                        ])))
+                    } else {
+                        None
+                    },
                     flags: Some(flags),
                     available: Some(true),
                     tool_hash: Some(tool_hash.clone()),
@@ -322,7 +355,7 @@ pub async fn apply_discovery(
                 }
             }
             None => {
-                let auto_enable = assessment.flags.is_empty() && assessment.level <= governance.auto_enable_max_risk;
+                let auto_enable = !flagged && assessment.level <= governance.auto_enable_max_risk;
                 let new = NewMcpTool {
                     id: DbUuid::new_v7(),
                     tenant_id: server.tenant_id,
@@ -617,9 +650,10 @@ pub async fn set_enabled(
         ..McpToolChanges::default()
     };
     let updated = db::update_tool(conn, tool.tenant_id.into(), tool.id.into(), &changes).await?;
+    let flags = tool.flags.0.as_array().map_or(0, Vec::len);
     let event_type = match (
         enabled,
-        tool.quarantined || (tool.approved_hash.is_some() && !tool.pinned()),
+        flags > 0 || tool.quarantined || (tool.approved_hash.is_some() && !tool.pinned()),
     ) {
         (true, true) => AuditEventType::ToolDefinitionApproved,
         (true, false) => AuditEventType::ToolEnabled,
@@ -632,7 +666,8 @@ pub async fn set_enabled(
         event_type,
         SubjectKind::McpTool,
         tool.id.to_string(),
-        serde_json::json!({"server_id": server_id.to_string(), "tool": tool.name, "tool_hash": tool.tool_hash}),
+        serde_json::json!({"server_id": server_id.to_string(), "tool": tool.name, "tool_hash": tool.tool_hash,
+                           "poisoning_flags": tool.flags.0}),
     )
     .await?;
     Ok(updated)
@@ -662,10 +697,24 @@ pub async fn set_risk(
     let by = actor.name();
     get_live_server(conn, tenant, server_id).await?;
     let tool = get_tool(conn, tenant, server_id, tool_id).await?;
+    // A definition flagged as poisoned stays at least HIGH whatever an admin sets; using
+    // it takes an explicit approval (enabling it), which the audit chain records.
+    let flagged = tool.flags.0.as_array().is_some_and(|f| !f.is_empty());
+    let (level, why) = if flagged && level < RiskLevel::High {
+        (
+            RiskLevel::High,
+            format!(
+                "set by {by} as {}; kept at HIGH: the definition is flagged as poisoned",
+                level.as_str()
+            ),
+        )
+    } else {
+        (level, format!("set by {by}"))
+    };
     let changes = McpToolChanges {
         risk_level: Some(level.as_str().to_owned()),
         risk_source: Some("admin".into()),
-        risk_reasons: Some(DbJson(serde_json::json!([format!("set by {by}")]))),
+        risk_reasons: Some(DbJson(serde_json::json!([why]))),
         requires_approval,
         updated_at: Some(DbTime::now()),
         ..McpToolChanges::default()
