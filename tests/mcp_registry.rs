@@ -715,6 +715,24 @@ async fn poisoned_definitions_start_disabled_and_outrank_an_admins_risk_level(ba
         "{pulled}"
     );
     assert!(pulled["flags"].to_string().contains("instruction-tag"), "{pulled}");
+
+    // A third server serving the name of a tool that is disabled (quarantined) elsewhere
+    // in the tenant: still a collision.
+    let third =
+        mcp_servers::streamable_http(ScriptedServer::new(vec![tool("get_joke", "Returns a joke.")]), None).await;
+    let (status, registered) = call(
+        &app,
+        &t,
+        Method::POST,
+        "",
+        Some(json!({"name": "third", "url": third.url})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let third_id = registered["data"]["server"]["id"].as_str().unwrap().to_owned();
+    let listed = server_tools(&app, &t, &third_id).await;
+    assert!(listed[0]["flags"].to_string().contains("name-collision"), "{listed:?}");
+    assert_eq!(listed[0]["enabled"], false);
 }
 
 async fn server_tools(app: &TestApp, t: &Tenant, server: &str) -> Vec<Value> {

@@ -188,6 +188,22 @@ pub async fn tools_of_server(
     Ok(rows)
 }
 
+/// `(server id, server name, tool name)` of every available tool of the tenant's live
+/// servers, enabled or not (what the poisoning detector compares names against).
+pub async fn tool_names(conn: &mut Conn, tenant_id: TenantId) -> DriverResult<Vec<(DbUuid, String, String)>> {
+    let tenant_id = DbUuid::from(tenant_id);
+    let rows = on_backend!(conn, |c| mcp_tools::table
+        .inner_join(mcp_servers::table)
+        .filter(mcp_tools::tenant_id.eq(tenant_id))
+        .filter(mcp_servers::tenant_id.eq(tenant_id))
+        .filter(mcp_servers::deleted_at.is_null())
+        .filter(mcp_tools::available.eq(true))
+        .select((mcp_servers::id, mcp_servers::name, mcp_tools::name))
+        .load::<(DbUuid, String, String)>(c)
+        .await)?;
+    Ok(rows)
+}
+
 /// The tenant's callable catalog: enabled, available, non-quarantined tools of live
 /// servers, with their server, ordered by server name, tool name and ids.
 pub async fn catalog(conn: &mut Conn, tenant_id: TenantId) -> DriverResult<Vec<(McpServerRow, McpToolRow)>> {

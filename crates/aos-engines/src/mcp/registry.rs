@@ -252,13 +252,13 @@ pub async fn apply_discovery(
         .into_iter()
         .map(|t| (t.name.clone(), t))
         .collect();
-    // The tenant's tools served by its other servers: the detector's cross-tool checks
+    // The tenant's tools on its other servers, enabled or not: the detector's cross-tool checks
     // (shadowing, name collisions) compare against them.
-    let others: Vec<(String, String)> = db::catalog(conn, server.tenant_id.into())
+    let others: Vec<(String, String)> = db::tool_names(conn, server.tenant_id.into())
         .await?
         .into_iter()
-        .filter(|(s, _)| s.id != server.id)
-        .map(|(s, t)| (s.name, t.name))
+        .filter(|(id, _, _)| *id != server.id)
+        .map(|(_, server, tool)| (server, tool))
         .collect();
     let neighbours = poison::Neighbours::new(
         &others
