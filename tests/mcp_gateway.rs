@@ -28,6 +28,7 @@ aos_tests::for_each_backend!(
     stateless_2026_clients_discover_and_call,
     bad_input_gets_clear_errors_and_tenants_stay_apart,
     websocket_clients_call_and_hear_catalog_changes,
+    upstream_errors_reach_the_agent_and_same_origin_pages_are_accepted,
 );
 
 struct Tenant {
@@ -660,4 +661,58 @@ async fn websocket_clients_call_and_hear_catalog_changes(backend: Backend) {
         }
         other => panic!("expected a 401, got {other:?}"),
     }
+}
+
+async fn upstream_errors_reach_the_agent_and_same_origin_pages_are_accepted(backend: Backend) {
+    use aos_tests::mcp_servers::ScriptedServer;
+    let app = spawn_opts(backend, Options::default()).await;
+    let t = tenant(&app, "acme").await;
+    let scripted = ScriptedServer::new(vec![json!({"name": "explain_me", "description": "Explains itself.",
+        "inputSchema": {"type": "object"}, "annotations": {"readOnlyHint": true}})]);
+    let upstream = mcp_servers::streamable_http(scripted, None).await;
+    let (server, tools) = register(&app, &t, "scripted", &upstream.url).await;
+
+    // The upstream's own error result reaches the agent as written, with AOS's invocation id.
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "scripted.explain_me", "arguments": {}}});
+    let (status, body) = rpc(&app, &t.key, "/mcp", &request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let result = &body["result"];
+    assert_eq!(result["isError"], true, "{body}");
+    assert_eq!(
+        result["content"][0]["text"], "explain_me needs a project id: pass `project` (see the project list)",
+        "{body}"
+    );
+    let invocation = result["_meta"]["aos/invocation_id"].as_str().unwrap().to_owned();
+    let (_, recorded) = call(
+        &app,
+        &t.key,
+        Method::GET,
+        &format!("{SERVERS}/{server}/invocations"),
+        None,
+    )
+    .await;
+    assert_eq!(recorded["data"][0]["id"], invocation.as_str(), "{recorded}");
+    assert_eq!(recorded["data"][0]["status"], "FAILURE");
+    // REST invoke keeps it too.
+    let (_, invoked) = call(
+        &app,
+        &t.key,
+        Method::POST,
+        &format!("{SERVERS}/{server}/tools/{}/invoke", tools["explain_me"]),
+        Some(json!({"input": {}})),
+    )
+    .await;
+    assert!(
+        invoked["data"]["output"].to_string().contains("needs a project id"),
+        "{invoked}"
+    );
+
+    // A page served by this AOS (Origin = its own Host) may call /mcp; another origin not.
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let own = app.base.trim_end_matches('/').to_owned();
+    let (status, _, _) = raw(&app, &t.key, &list, &[("origin", own.as_str())]).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = raw(&app, &t.key, &list, &[("origin", "http://evil.example")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -187,6 +187,14 @@ impl ServerHandler for ScriptedServer {
         request: CallToolRequestParams,
         _cx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // A tool named `explain_*` answers with a tool error that explains itself.
+        if request.name.starts_with("explain_") {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                "{} needs a project id: pass `project` (see the project list)",
+                request.name
+            ))])
+            .into());
+        }
         Ok(CallToolResult::success(vec![ContentBlock::text(request.name.to_string())]).into())
     }
 }

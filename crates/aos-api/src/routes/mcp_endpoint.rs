@@ -45,11 +45,26 @@ fn host_allowed(config: &McpEndpointConfig, req: &HttpRequest) -> bool {
 fn origin_allowed(config: &McpEndpointConfig, req: &HttpRequest) -> bool {
     match req.headers().get(header::ORIGIN).map(|v| v.to_str().unwrap_or("\u{0}")) {
         None => true,
-        Some(origin) => config
-            .allowed_origins
-            .iter()
-            .any(|o| o == "*" || o.trim_end_matches('/').eq_ignore_ascii_case(origin)),
+        Some(origin) => {
+            same_origin(req, origin)
+                || config
+                    .allowed_origins
+                    .iter()
+                    .any(|o| o == "*" || o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        }
     }
+}
+
+/// An `Origin` naming the request's own `Host` (a page served by this AOS): accepted by
+/// default. The Host itself must still be allowed (checked first), so a rebinding attack
+/// with a hostile Host is refused before this.
+fn same_origin(req: &HttpRequest, origin: &str) -> bool {
+    let host = request_host(req);
+    !host.is_empty()
+        && origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_some_and(|authority| authority.trim_end_matches('/').eq_ignore_ascii_case(&host))
 }
 
 fn request_host(req: &HttpRequest) -> String {

@@ -67,6 +67,42 @@ pub fn keyword_level(name: &str) -> Option<(RiskLevel, &'static str)> {
     })
 }
 
+/// What the name or description says the tool touches, when that alone makes it HIGH:
+/// environment variables, secrets, credentials, tokens and keys, arbitrary URLs, code
+/// execution.
+fn sensitive_subject(name: &str, description: Option<&str>) -> Option<&'static str> {
+    static SUBJECTS: std::sync::LazyLock<Vec<(&'static str, regex::Regex)>> = std::sync::LazyLock::new(|| {
+        [
+            ("environment variables", r"(?i)\b(environment\s+variables?|env\s+vars?)\b"),
+            ("secrets", r"(?i)\b(secrets?|secret\s+keys?)\b"),
+            ("credentials", r"(?i)\b(credentials?|passwords?)\b"),
+            ("tokens and keys", r"(?i)\b(api\s+keys?|access\s+tokens?|auth(entication)?\s+tokens?|private\s+keys?)\b"),
+            ("arbitrary URLs", r"(?i)\b(arbitrary|any)\s+(urls?|web\s*sites?|web\s+pages?)\b"),
+            (
+                "code execution",
+                r"(?i)\b(execute|run|evaluate|eval)s?\s+(arbitrary\s+)?(code|commands?|scripts?|shell|javascript|python)\b",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(what, pattern)| regex::Regex::new(pattern).ok().map(|r| (what, r)))
+        .collect()
+    });
+    let words = words(name);
+    if words.iter().any(|w| {
+        matches!(
+            w.as_str(),
+            "env" | "secret" | "secrets" | "credential" | "credentials" | "password" | "token" | "tokens"
+        )
+    }) {
+        return Some("secrets or the environment (by its name)");
+    }
+    let description = description?;
+    SUBJECTS
+        .iter()
+        .find(|(_, r)| r.is_match(description))
+        .map(|(what, _)| *what)
+}
+
 fn hint(annotations: Option<&Value>, name: &str) -> Option<bool> {
     annotations.and_then(|a| a.get(name)).and_then(Value::as_bool)
 }
@@ -118,7 +154,10 @@ pub fn assess_in(def: &Definition<'_>, neighbours: &Neighbours) -> Assessment {
         raise(RiskLevel::High, "annotation: destructiveHint".into(), &mut level);
     }
     if hint(annotations, "openWorldHint") == Some(true) {
-        raise(RiskLevel::Medium, "annotation: openWorldHint".into(), &mut level);
+        raise(RiskLevel::High, "annotation: openWorldHint".into(), &mut level);
+    }
+    if let Some(subject) = sensitive_subject(name, def.description) {
+        raise(RiskLevel::High, format!("touches {subject}"), &mut level);
     }
     let findings = poison::scan(def, neighbours);
     let flags: Vec<String> = findings.iter().map(poison::Finding::flag).collect();
@@ -178,11 +217,25 @@ mod tests {
             assess("list_pages", None, None, &schema, None, Some(&read_only)).level,
             RiskLevel::Low
         );
+        // Reaching the open world (arbitrary URLs, other systems) is at least HIGH.
         let open = json!({"openWorldHint": true});
         assert_eq!(
             assess("list_pages", None, None, &schema, None, Some(&open)).level,
-            RiskLevel::Medium
+            RiskLevel::High
         );
+        // So is touching secrets, the environment, arbitrary URLs or running code, by name
+        // or description (server-everything's `get-env` was LOW by its `get`).
+        for (name, description) in [
+            ("get-env", "Returns all environment variables"),
+            ("get_value", "Returns all environment variables, helpful for debugging"),
+            ("fetch_page", "Fetches any URL and returns its text"),
+            ("run_snippet", "Runs arbitrary Python code"),
+            ("read_token", "Returns the token"),
+        ] {
+            let a = assess(name, None, Some(description), &schema, None, None);
+            assert_eq!(a.level, RiskLevel::High, "{name}: {:?}", a.reasons);
+            assert!(a.flags.is_empty(), "risk, not poisoning: {name}");
+        }
         assert_eq!(
             assess("frobnicate", None, None, &schema, None, None).level,
             RiskLevel::Medium

@@ -151,6 +151,19 @@ impl Operation for NamedCatalog {
     }
 }
 
+/// A tool result with AOS's invocation id in its `_meta` (`aos/invocation_id`).
+fn with_invocation(mut result: Value, invocation: uuid::Uuid) -> Value {
+    if let Some(object) = result.as_object_mut() {
+        let meta = object
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert("aos/invocation_id".into(), Value::String(invocation.to_string()));
+        }
+    }
+    result
+}
+
 /// The spine as the gateway's backend.
 pub struct SpineGateway {
     spine: Spine,
@@ -221,8 +234,21 @@ impl GatewayBackend for SpineGateway {
             } else {
                 format!(": {}", result.reasons.join("; "))
             };
+            let invocation = result.invocation_id;
             Ok(match result.status {
-                InvocationStatus::Success => CallOutcome::Completed(result.output.unwrap_or(Value::Null)),
+                InvocationStatus::Success => {
+                    CallOutcome::Completed(with_invocation(result.output.unwrap_or(Value::Null), invocation))
+                }
+                // The upstream's own error result (`isError: true`): its content is what the
+                // model needs to read, so it passes through as the upstream wrote it.
+                InvocationStatus::Failure
+                    if result
+                        .output
+                        .as_ref()
+                        .is_some_and(|o| o.get("isError") == Some(&Value::Bool(true))) =>
+                {
+                    CallOutcome::Completed(with_invocation(result.output.unwrap_or(Value::Null), invocation))
+                }
                 InvocationStatus::PendingApproval => CallOutcome::Refused(format!(
                     "this call needs an approval{reasons}; approval id {} (invocation {}). It runs once approved.",
                     result.approval_id.map(|id| id.to_string()).unwrap_or_default(),
