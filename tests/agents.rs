@@ -737,6 +737,63 @@ async fn the_policy_sees_the_agent_and_capabilities_can_require_approval(backend
     );
     assert_eq!(gov.calls_of("echo"), 0);
 
+    // Approving does not get around the agent's controls: frozen → 423, disabled → 409,
+    // nothing runs; active again → the stored call runs once.
+    let approval = body["data"]["approval_id"].as_str().unwrap().to_owned();
+    let tenant_id = app
+        .as_(&key, Method::GET, "/api/v1/session/context")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["data"]["tenant_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, approver) = app.create_key(&tenant_id, &["approvals:decide", "admin"]).await;
+    let approve = |approver: String, approval: String| {
+        let app = &app;
+        async move {
+            call(
+                app,
+                &approver,
+                Method::POST,
+                &format!("/api/v1/approvals/{approval}/approve"),
+                Some(json!({"reason": "ok"})),
+            )
+            .await
+        }
+    };
+    let (status, _) = call(&app, &approver, Method::POST, &format!("{AGENTS}/{id}/freeze"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, err) = approve(approver.clone(), approval.clone()).await;
+    assert_eq!(status, StatusCode::LOCKED, "{err}");
+    call(&app, &approver, Method::POST, &format!("{AGENTS}/{id}/unfreeze"), None).await;
+    call(
+        &app,
+        &key,
+        Method::PATCH,
+        &format!("{AGENTS}/{id}"),
+        Some(json!({"status": "DISABLED"})),
+    )
+    .await;
+    let (status, err) = approve(approver.clone(), approval.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert_eq!(gov.calls_of("echo"), 0);
+    call(
+        &app,
+        &key,
+        Method::PATCH,
+        &format!("{AGENTS}/{id}"),
+        Some(json!({"status": "ACTIVE"})),
+    )
+    .await;
+    let (status, decided) = approve(approver.clone(), approval.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    assert_eq!(decided["data"]["invocation"]["status"], "SUCCESS", "{decided}");
+    assert_eq!(gov.calls_of("echo"), 1);
+
     // A tenant module names the agent: this one keeps `careful` away from naps.
     let module = r#"package aos.tenant
 import rego.v1

@@ -251,6 +251,44 @@ impl Workflow for Approve {
             let tenant = self.actor.tenant_with(Scope::ApprovalsDecide)?;
             // Approving runs the stored call: not while the tenant (or this key) is frozen.
             crate::ops::killswitch::check(&cx.shared.kill_switch, &self.actor)?;
+            // Nor while the agent that asked for it is frozen, disabled or deleted: an
+            // approval must not be a way around the agent's own controls.
+            let approval_id = self.approval_id;
+            let requester = cx
+                .read(move |conn| {
+                    Box::pin(async move { Ok(approvals::get(conn, tenant, approval_id).await?.requested_by) })
+                })
+                .await?;
+            if let Some(agent) = requester.strip_prefix("agent:").and_then(|id| id.parse::<Uuid>().ok()) {
+                if cx
+                    .shared
+                    .kill_switch
+                    .is_frozen(aos_engines::killswitch::Entity::Agent(agent))
+                {
+                    return Err(SpineError::new(
+                        ErrorCode::KillSwitchActive,
+                        "kill switch active: the agent that requested this call is frozen",
+                    ));
+                }
+                let shared = Arc::clone(&cx.shared);
+                cx.read(move |conn| {
+                    Box::pin(async move {
+                        aos_engines::agents::cached_grant(conn, shared.auth.cache(), tenant.into(), agent.into())
+                            .await
+                            .map_err(|e| match e {
+                                EngineError::NotFound(_)
+                                | EngineError::Unauthenticated(_)
+                                | EngineError::Forbidden(_) => EngineError::Conflict(
+                                    "the agent that requested this call is disabled or deleted; deny the approval"
+                                        .into(),
+                                ),
+                                other => other,
+                            })?;
+                        Ok(())
+                    })
+                })
+                .await?;
+            }
             let actor = self.actor.audit_actor();
             let by = self.actor.actor();
             let (mcp, id, reason) = (Arc::clone(cx.mcp()), self.approval_id, self.request.reason);
