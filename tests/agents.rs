@@ -781,12 +781,24 @@ async fn the_policy_sees_the_agent_and_capabilities_can_require_approval(backend
     let (status, err) = approve(approver.clone(), approval.clone()).await;
     assert_eq!(status, StatusCode::CONFLICT, "{err}");
     assert_eq!(gov.calls_of("echo"), 0);
+    // Active again, but without a capability for the tool: still refused.
     call(
         &app,
         &key,
         Method::PATCH,
         &format!("{AGENTS}/{id}"),
-        Some(json!({"status": "ACTIVE"})),
+        Some(json!({"status": "ACTIVE", "capabilities": [{"tool": "gov.nap"}]})),
+    )
+    .await;
+    let (status, err) = approve(approver.clone(), approval.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("gov.echo"), "{err}");
+    call(
+        &app,
+        &key,
+        Method::PATCH,
+        &format!("{AGENTS}/{id}"),
+        Some(json!({"capabilities": [{"tool": "gov.echo", "requires_approval": true}, {"tool": "gov.nap"}]})),
     )
     .await;
     let (status, decided) = approve(approver.clone(), approval.clone()).await;

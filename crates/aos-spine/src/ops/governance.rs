@@ -254,9 +254,12 @@ impl Workflow for Approve {
             // Nor while the agent that asked for it is frozen, disabled or deleted: an
             // approval must not be a way around the agent's own controls.
             let approval_id = self.approval_id;
-            let requester = cx
+            let (requester, context) = cx
                 .read(move |conn| {
-                    Box::pin(async move { Ok(approvals::get(conn, tenant, approval_id).await?.requested_by) })
+                    Box::pin(async move {
+                        let approval = approvals::get(conn, tenant, approval_id).await?;
+                        Ok((approval.requested_by, approval.context.0))
+                    })
                 })
                 .await?;
             if let Some(agent) = requester.strip_prefix("agent:").and_then(|id| id.parse::<Uuid>().ok()) {
@@ -271,9 +274,15 @@ impl Workflow for Approve {
                     ));
                 }
                 let shared = Arc::clone(&cx.shared);
-                cx.read(move |conn| {
-                    Box::pin(async move {
-                        aos_engines::agents::cached_grant(conn, shared.auth.cache(), tenant.into(), agent.into())
+                let grant = cx
+                    .read(move |conn| {
+                        Box::pin(async move {
+                            Ok(aos_engines::agents::cached_grant(
+                                conn,
+                                shared.auth.cache(),
+                                tenant.into(),
+                                agent.into(),
+                            )
                             .await
                             .map_err(|e| match e {
                                 EngineError::NotFound(_)
@@ -283,11 +292,25 @@ impl Workflow for Approve {
                                         .into(),
                                 ),
                                 other => other,
-                            })?;
-                        Ok(())
+                            })?)
+                        })
                     })
-                })
-                .await?;
+                    .await?;
+                // And the agent still holds a capability for the tool as it was requested.
+                let text = |k: &str| context.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+                let name = aos_engines::mcp::gateway::base_name(&text("server_name"), &text("tool_name"));
+                let risk = aos_engines::mcp::risk::RiskLevel::parse_lenient(&text("risk_level"));
+                if !matches!(
+                    grant.admit(&name, risk, &text("tool_hash")),
+                    aos_engines::agents::Admit::Granted(_)
+                ) {
+                    return Err(SpineError::new(
+                        ErrorCode::Conflict,
+                        format!(
+                            "the agent that requested this call no longer has a capability for {name}; deny the approval"
+                        ),
+                    ));
+                }
             }
             let actor = self.actor.audit_actor();
             let by = self.actor.actor();
