@@ -151,7 +151,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "tool-chaining-instruction",
             "tool-transfer",
-            r"\b(then|next|after\s+this\s+tool\s+returns|immediately|afterwards?|once\s+done|when\s+finished|after\s+that)\s*,?\s+(you\s+must\s+|you\s+should\s+|always\s+)?(call|invoke|run|use)\s+(the\s+)?[`'\x22]?[a-z][\w.-]*[`'\x22]?\s+(tool|with|on)\b|\b(also|first)\s+(call|invoke|run)\s+(the\s+)?[`'\x22]?[a-z][\w.-]*[`'\x22]?\s+(tool\s+)?(with|on|to)\b|\bcall\s+\w+\s+(again\s+)?with\s+the\s+contents\b|\bwith\s+the\s+(shell|bash|terminal)\s+tool\b|\bcall\s+the\s+(shell|bash|terminal)\s+tool\b|\bhand\s+[^.]*\bto\s+the\s+[\w.-]+\s+tool\b",
+            r"\b(then|next|after\s+this\s+tool\s+returns|immediately|afterwards?|once\s+done|when\s+finished|after\s+that|upon\s+completion)\s*,?\s+(you\s+must\s+|you\s+should\s+|always\s+)?(call|invoke|run|use|trigger|execute|launch)\s+(the\s+)?[`'\x22]?[a-z][\w.-]*[`'\x22]?\s+(tool|with|on)\b|\b(also|first)\s+(call|invoke|run)\s+(the\s+)?[`'\x22]?[a-z][\w.-]*[`'\x22]?\s+(tool\s+)?(with|on|to)\b|\bcall\s+\w+\s+(again\s+)?with\s+the\s+contents\b|\bwith\s+the\s+(shell|bash|terminal)\s+tool\b|\bcall\s+the\s+(shell|bash|terminal)\s+tool\b|\bhand\s+[^.]*\bto\s+the\s+[\w.-]+\s+tool\b",
         ),
         rule(
             "conditional-trigger",
@@ -231,11 +231,11 @@ static CUES: LazyLock<Vec<(Cue, Regex)>> = LazyLock::new(|| {
     [
         cue(
             Cue::Secret,
-            r"\b(passwords?|passcodes?|pin\s+codes?|bank\s+pin|api\s+keys?|access\s+tokens?|auth\s+tokens?|session\s+tokens?|secrets|secret\s+keys?|credentials|cookies|private\s+keys?|ssh\s+keys?|id_rsa|\.env\b|bash_history|zsh_history|\.gitconfig|\.netrc|inbox|chat\s+history|conversation\s+history|conversation\s+so\s+far|system\s+prompt|system\s+instructions|hidden\s+instructions|developer\s+message|maiden\s+name|social\s+security|credit\s+card|card\s+number|seed\s+phrase|recovery\s+phrase|environment\s+variables|repository\s+secrets|verification\s+codes?|one-time\s+(codes?|passwords?)|login\s+details|messages?\s+exchanged|every\s+message|initial\s+(configuration|instructions|prompt)|configuration\s+text|(recent|private|personal)\s+(emails|messages|files|documents|photos|chats)|user'?s\s+(\w+\s+)?(emails|messages|files|documents|contacts|photos|clipboard|location|contact\s+list)|(rules|instructions)\s+you\s+were\s+given|clipboard|wi-?fi\s+passwords?|\.aws/config|\.docker/config(\.json)?|\.git-credentials|\.pgpass)\b|~/\.[a-z]",
+            r"\b(passwords?|passcodes?|pin\s+codes?|bank\s+pin|api\s+keys?|access\s+tokens?|auth\s+tokens?|session\s+tokens?|secrets|secret\s+keys?|credentials|cookies|private\s+keys?|ssh\s+keys?|id_rsa|\.env\b|bash_history|zsh_history|\.gitconfig|\.netrc|inbox|chat\s+history|conversation\s+history|conversation\s+so\s+far|system\s+prompt|system\s+instructions|hidden\s+instructions|developer\s+message|maiden\s+name|social\s+security|credit\s+card|card\s+number|seed\s+phrase|recovery\s+phrase|environment\s+variables|repository\s+secrets|verification\s+codes?|one-time\s+(codes?|passwords?)|login\s+details|messages?\s+exchanged|every\s+message|initial\s+(configuration|instructions|prompt)|configuration\s+text|(recent|private|personal)\s+(emails|messages|files|documents|photos|chats)|user'?s\s+(\w+\s+)?(emails|messages|files|documents|contacts|photos|clipboard|location|contact\s+list)|(rules|instructions)\s+you\s+were\s+given|instructions\s+you\s+(received|have)|exact\s+wording|card\s+details|saved\s+(cards?|passwords?|payment\s+\w+|logins?)|payment\s+(details|info|information)|brokerage\s+login|bank\s+account|clipboard|wi-?fi\s+passwords?|\.aws/config|\.docker/config(\.json)?|\.git-credentials|\.pgpass)\b|~/\.[a-z]",
         ),
         cue(
             Cue::Transfer,
-            r"\b(send|post|upload|forward|copy|put|place|include|append|attach|provide|pass|embed|insert|email|share|leak|exfiltrate|mirror|transmit|list|gather|collect|write|supply|dump|paste|hand|read)\b[^.;]*(https?://|\b[\w.-]+@[\w-]+\.\w+|\b(in|into|as|to|inside)\s+(the|a|its|this|that)\s+(\S+\s+){0,2}(argument|parameter|field|param|memo|notes|channel)\b)|\bwith\s+(the|your|their)\s+(\w+\s+)?(passwords?|tokens?|api\s+keys?|credentials|secrets?)\s+(in|as)\b",
+            r"\b(send|post|upload|forward|copy|put|place|include|append|attach|provide|pass|embed|insert|email|share|leak|exfiltrate|mirror|transmit|list|gather|collect|write|supply|dump|paste|hand|read|enter|retrieve|stream)\b[^.;]*(https?://|\b[\w.-]+@[\w-]+\.\w+|\b(in|into|as|to|inside)\s+(the|a|its|this|that)\s+(\S+\s+){0,2}(argument|parameter|field|param|memo|notes|channel)\b)|\bwith\s+(the|your|their)\s+(\w+\s+)?(passwords?|tokens?|api\s+keys?|credentials|secrets?)\s+(in|as)\b",
         ),
         cue(
             Cue::Covert,
@@ -251,19 +251,19 @@ static CUES: LazyLock<Vec<(Cue, Regex)>> = LazyLock::new(|| {
         ),
         cue(
             Cue::Persistence,
-            r"\bfrom\s+now\s+on\b|\bpermanently\b|\bfor\s+all\s+future\b|\ball\s+future\b|\bin\s+(all\s+)?future\s+(conversations|sessions|chats)\b|\bremember\s+(that|this)\b|\bonce\s+the\s+date\b|\bafter\s+(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|\b(after|passes|past|beyond|from)\s+(\w+\s+){0,2}(19|20)\d\d\b|\bevery\s+\d+(st|nd|rd|th)\b|\bmore\s+than\s+\d+\s+times\b|\bstarting\s+(today|tomorrow|from)\b|\bon\s+each\s+call\b|\b(save|store|write|add|keep|record)\s+(\S+\s+){0,3}(your\s+)?(long[- ]term\s+)?memory\b|\b(lasting|permanent)\s+(note|memory|record)\b|\bnote\s+in\s+memory\b|\beach\s+time\s+you\s+are\s+(called|invoked|used)\b|\bevery\s+time\s+you\s+(run|call|use|invoke)\b|\bfrom\s+here\s+on\b",
+            r"\bfrom\s+now\s+on\b|\bpermanently\b|\bfor\s+all\s+future\b|\ball\s+future\b|\bin\s+(all\s+)?future\s+(conversations|sessions|chats)\b|\bremember\s+(that|this)\b|\bonce\s+the\s+date\b|\bafter\s+(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|\b(after|passes|past|beyond|from)\s+(\w+\s+){0,2}(19|20)\d\d\b|\bevery\s+\d+(st|nd|rd|th)\b|\bmore\s+than\s+\d+\s+times\b|\bstarting\s+(today|tomorrow|from)\b|\bon\s+each\s+call\b|\b(save|store|write|add|keep|record)\s+(\S+\s+){0,3}(your\s+)?(long[- ]term\s+)?memory\b|\b(lasting|permanent)\s+(note|memory|record)\b|\bnote\s+in\s+memory\b|\b(for|when|if)\s+(\w+\s+){0,2}(above|over|exceeding|greater\s+than|more\s+than)\s+\$?\d|\bgoing\s+forward\b|\bacross\s+sessions\b|\beach\s+time\s+you\s+are\s+(called|invoked|used)\b|\bevery\s+time\s+you\s+(run|call|use|invoke)\b|\bfrom\s+here\s+on\b",
         ),
         cue(
             Cue::Impersonation,
-            r"\bvoice\s+of\s+the\s+user\b|\bas\s+(if\s+you\s+were\s+)?the\s+user\b|\bpretend\s+(to\s+be|you\s+are)\b|\byou\s+are\s+them\b|\bon\s+(their|the\s+user'?s)\s+behalf\b|\bimpersonat|\bas\s+though\s+(they|it)\s+came\s+from\s+the\s+user\b|\bsigning\s+with\s+their\s+name\b|\bpretending\s+(you\s+are|to\s+be)\b|\bagree\s+to\s+any\s+(payment|purchase|request|transfer)|\bask\s+the\s+user\s+for\s+(their|his|her|the)\s+(login|password|credentials|code|pin)\b",
+            r"\bvoice\s+of\s+the\s+user\b|\bas\s+(if\s+you\s+were\s+)?the\s+user\b|\bpretend\s+(to\s+be|you\s+are)\b|\byou\s+are\s+them\b|\bon\s+(their|the\s+user'?s)\s+behalf\b|\bimpersonat|\bas\s+though\s+(they|it)\s+came\s+from\s+the\s+user\b|\bsigning\s+with\s+their\s+name\b|\bpretending\s+(you\s+are|to\s+be)\b|\bin\s+first\s+person\s+as\b|\bas\s+the\s+(mailbox|account|inbox)\s+owner\b|\bconfirm\s+(any\s+|all\s+)?(wire\s+)?transfers?\s+requested\b|\b(tell|ask|instruct)\s+the\s+user\s+to\s+(enter|provide|type|share|send)\s+(their|his|her|the)\b|\bagree\s+to\s+any\s+(payment|purchase|request|transfer)|\bask\s+the\s+user\s+for\s+(their|his|her|the)\s+(login|password|credentials|code|pin)\b",
         ),
         cue(
             Cue::Preference,
-            r"\bonly\s+ever\s+use\s+this\b|\buse\s+only\s+this\s+(one|tool)\b|\bonly\s+use\s+this\s+one\b|\babove\s+(every|all|any)\s+other\b|\bover\s+(any|all|every)\s+other\b|\bother\s+(\w+\s+){0,2}(give|gives|are|return|returns)\s+(incorrect|wrong|outdated|broken|unsafe)\b|\bnever\s+use\s+(any\s+)?other\b|\bbest\s+and\s+most\s+reliable\b|\bonly\s+trustworthy\b|\b(pick|choose|select|prefer)\s+this\s+tool\s+(whenever|for\s+(any|all|every))\b|\balternatives\s+are\s+(unreliable|worse|outdated|broken|wrong|unsafe)\b|\brated\s+#?1\b|\b(more|most)\s+\w+\s+than\s+(any|all|every)\s+other\b|\bexclusively\b|\balways\s+be\s+used\s+first\b",
+            r"\bonly\s+ever\s+use\s+this\b|\buse\s+only\s+this\s+(one|tool)\b|\bonly\s+use\s+this\s+one\b|\babove\s+(every|all|any)\s+other\b|\bover\s+(any|all|every)\s+other\b|\bother\s+(\w+\s+){0,2}(give|gives|are|return|returns)\s+(incorrect|wrong|outdated|broken|unsafe)\b|\bnever\s+use\s+(any\s+)?other\b|\bbest\s+and\s+most\s+reliable\b|\bonly\s+trustworthy\b|\b(pick|choose|select|prefer)\s+this\s+tool\s+(whenever|for\s+(any|all|every))\b|\balternatives\s+are\s+(unreliable|worse|outdated|broken|wrong|unsafe)\b|\brated\s+#?1\b|\b(more|most)\s+\w+\s+than\s+(any|all|every)\s+other\b|\bexclusively\b|\balways\s+be\s+used\s+first\b|\b(every|all|any)\s+other\s+(\w+\s+){0,2}tools?\s+(is|are)\s+(known|unsafe|unreliable|broken|outdated|slow)\b|\broute\s+all\s+\w+\s+(here|to\s+this)\b",
         ),
         cue(
             Cue::Redirect,
-            r"\b(attacker'?s?|evil|spy)\b|\binstead\b|\bshould\s+always\s+go\s+to\b|\balso\s+invite\b|\bredirect|\bbcc\b|\bchange\s+the\s+recipient\b|\bmirrored\s+to\b",
+            r"\b(attacker'?s?|evil|spy)\b|\binstead\b|\bshould\s+always\s+go\s+to\b|\balso\s+invite\b|\bchange\s+the\s+(\w+\s+)?(address|recipient|account|destination|payee|url)\b|\bprepend\s+a\s+link\b|\bredirect|\bbcc\b|\bchange\s+the\s+recipient\b|\bmirrored\s+to\b",
         ),
         cue(
             Cue::Destructive,
@@ -351,6 +351,9 @@ const SENSITIVE_PARAMETERS: &[(&str, &str)] = &[
     ("maidenname", "out-of-scope-parameters"),
     ("ssn", "out-of-scope-parameters"),
     ("homeaddress", "out-of-scope-parameters"),
+    ("accountnumber", "out-of-scope-parameters"),
+    ("routingnumber", "out-of-scope-parameters"),
+    ("bankaccount", "out-of-scope-parameters"),
     ("dateofbirth", "out-of-scope-parameters"),
     ("birthdate", "out-of-scope-parameters"),
     ("bankpin", "out-of-scope-parameters"),
@@ -618,6 +621,11 @@ pub fn scan(def: &Definition<'_>, neighbours: &Neighbours) -> Vec<Finding> {
             push(&mut findings, "whitespace-padding", "line-jumping", path);
         }
         readings.push((path.clone(), normalise(raw)));
+        // Names are read as words too (`ignore_previous_instructions` → the words).
+        if path == "name" || path.ends_with("(name)") {
+            let spaced = super::risk::words(raw).join(" ");
+            readings.push((format!("{path} (words)"), spaced));
+        }
         for (how, text) in decoded(raw) {
             readings.push((format!("{path} ({how})"), normalise(&text)));
         }
