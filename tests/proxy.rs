@@ -27,6 +27,7 @@ aos_tests::for_each_backend!(
     a_client_that_hangs_up_is_billed_for_what_was_generated,
     a_freeze_on_one_replica_cuts_streams_on_another,
     an_agents_budget_holds_under_concurrency_and_its_calls_are_its_own,
+    past_capacity_calls_are_refused_and_every_answered_call_is_logged,
 );
 
 const UPSTREAM_KEY: &str = "sk-upstream-secret-0123456789abcdef";
@@ -62,14 +63,20 @@ fn proxy_config(fake: &FakeLlm, key_file: &std::path::Path) -> ProxyConfig {
 }
 
 async fn setup(backend: Backend) -> Env {
+    setup_with(backend, |_| {}).await
+}
+
+async fn setup_with(backend: Backend, tweak: impl FnOnce(&mut ProxyConfig)) -> Env {
     let fake = fake_llm::start(Some(UPSTREAM_KEY)).await;
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("upstream-key");
     std::fs::write(&key_file, UPSTREAM_KEY).unwrap();
+    let mut proxy = proxy_config(&fake, &key_file);
+    tweak(&mut proxy);
     let app = spawn_opts(
         backend,
         Options {
-            proxy: proxy_config(&fake, &key_file),
+            proxy,
             ..Options::default()
         },
     )
@@ -1429,4 +1436,82 @@ async fn an_agents_budget_holds_under_concurrency_and_its_calls_are_its_own(back
     assert_eq!(status, StatusCode::LOCKED, "{body}");
     assert_eq!(body["error"]["code"], "kill_switch_active", "{body}");
     assert_eq!(chat(app, &env.agent, "fake-model", "hi").await.0, StatusCode::OK);
+}
+
+async fn past_capacity_calls_are_refused_and_every_answered_call_is_logged(backend: Backend) {
+    // A small call log queue and a database that stops taking its writes for a while:
+    // AOS is past what it can record.
+    let env = setup_with(backend, |proxy| {
+        proxy.log.queue_capacity = 4;
+        proxy.log.enqueue_timeout_ms = 50;
+    })
+    .await;
+    let app = &env.app;
+    // Warm up (credential cache, settings) before the database slows down.
+    assert_eq!(chat(app, &env.agent, "fake-model", "hi").await.0, StatusCode::OK);
+    let database = app.database().clone();
+    let held = tokio::spawn(async move {
+        aos_drivers::testing::hold_writes(&database, "proxy_calls", Duration::from_secs(3)).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = env.fake.counters.requests.load(Ordering::SeqCst);
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let client = app.client.clone();
+        let url = app.url("/v1/chat/completions");
+        let key = env.agent.clone();
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let retry = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, retry, response.json::<Value>().await.unwrap())
+        }));
+    }
+    let (mut answered, mut refused) = (0, 0);
+    for task in tasks {
+        let (status, retry, body) = task.await.unwrap();
+        match status {
+            StatusCode::OK => answered += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                refused += 1;
+                assert_eq!(body["error"]["code"], "service_unavailable", "{body}");
+                assert!(
+                    body["error"]["message"].as_str().unwrap().contains("capacity"),
+                    "{body}"
+                );
+                assert_eq!(retry.as_deref(), Some("1"));
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(refused > 0, "nothing was refused: the queue never filled");
+    assert!(answered > 0, "nothing was answered");
+    // What was refused never went upstream.
+    assert_eq!(env.fake.counters.requests.load(Ordering::SeqCst) - before, answered);
+    held.await.unwrap().unwrap();
+    // Every answered call is in the log once the database takes writes again.
+    let ok_rows = || async {
+        let (_, log) = call(
+            app,
+            &env.admin,
+            Method::GET,
+            "/api/v1/proxy/calls?status=ok&limit=200",
+            None,
+        )
+        .await;
+        log["data"].as_array().map_or(0, Vec::len)
+    };
+    eventually("every answered call is logged", || async {
+        ok_rows().await == answered + 1
+    })
+    .await;
 }

@@ -308,3 +308,27 @@ pub async fn execute_sql(db: &Database, sql: &str) -> Result<usize, crate::Drive
     let n = on_backend!(conn, |c| diesel::sql_query(sql).execute(c).await)?;
     Ok(n)
 }
+
+/// Holds writes to `table` back for `duration` (a slow database, as the writers see it):
+/// PostgreSQL locks the table in EXCLUSIVE mode, SQLite holds its one write lock; both
+/// inside a transaction on a connection of `db`, rolled back at the end.
+pub async fn hold_writes(db: &Database, table: &str, duration: Duration) -> Result<(), crate::DriverError> {
+    let sql = match db.backend() {
+        Backend::Postgres => format!("LOCK TABLE \"{table}\" IN EXCLUSIVE MODE"),
+        Backend::Sqlite => format!("DELETE FROM \"{table}\" WHERE 0"),
+    };
+    let held: Result<(), crate::DriverError> = db
+        .transaction(crate::TxMode::Write, move |conn| {
+            Box::pin(async move {
+                on_backend!(conn, |c| diesel::sql_query(sql.as_str()).execute(c).await)?;
+                tokio::time::sleep(duration).await;
+                // Roll back: nothing was meant to change.
+                Err(crate::DriverError::Conflict("held".into()))
+            })
+        })
+        .await;
+    match held {
+        Err(crate::DriverError::Conflict(_)) => Ok(()),
+        other => other,
+    }
+}

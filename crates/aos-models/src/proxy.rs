@@ -97,10 +97,13 @@ pub enum CallStatus {
     ClientDisconnected,
     /// A freeze cut the stream off mid-way; billed for what was generated.
     Aborted,
+    /// Refused because AOS was at capacity (no room to record the call); nothing went
+    /// upstream.
+    Overloaded,
 }
 
 impl CallStatus {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Ok,
         Self::Frozen,
         Self::Blocked,
@@ -109,6 +112,7 @@ impl CallStatus {
         Self::UpstreamError,
         Self::ClientDisconnected,
         Self::Aborted,
+        Self::Overloaded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -121,6 +125,7 @@ impl CallStatus {
             Self::UpstreamError => "upstream_error",
             Self::ClientDisconnected => "client_disconnected",
             Self::Aborted => "aborted",
+            Self::Overloaded => "overloaded",
         }
     }
 

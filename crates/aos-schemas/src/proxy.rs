@@ -162,7 +162,8 @@ pub struct ProxyCall {
     pub provider: Option<String>,
     pub stream: bool,
     /// `ok`, `frozen`, `blocked`, `budget_exceeded`, `rate_limited`, `upstream_error`,
-    /// `client_disconnected` or `aborted` (a freeze cut a stream off).
+    /// `client_disconnected`, `aborted` (a freeze cut a stream off) or `overloaded` (AOS was
+    /// at capacity: refused with 503 before anything went upstream).
     pub status: String,
     pub http_status: u16,
     #[serde(default)]

@@ -2,9 +2,13 @@
 //! the writer inserts them in batches (one transaction per batch: call rows and the
 //! spend settlements).
 //!
-//! - Call rows go through a bounded queue. When it is full (the database is slow or down)
-//!   a submitter waits up to `enqueue_timeout_ms` for room, which slows callers down
-//!   instead of growing memory; past that the row is dropped and counted.
+//! - Call rows go through a bounded queue. A request that will be answered takes a
+//!   [`Slot`] in it when it is admitted ([`Writer::admit`]), before anything goes
+//!   upstream, and writes its row into that slot at the end: the row of an answered call
+//!   is never dropped. When no slot is free (the database is slow or down) the request is
+//!   refused at once, explicitly (503 with `Retry-After`), and nothing goes upstream.
+//!   Rows submitted without a slot (refusals) wait up to `enqueue_timeout_ms` for room,
+//!   or not at all with [`Writer::try_submit`]; past that they are dropped and counted.
 //! - Spend settlements are never dropped: they are summed per counter in memory (one entry
 //!   per tenant or key and period, so bounded by the active counters, not by traffic) and
 //!   applied with each batch; a failed batch puts its sums back.
@@ -151,7 +155,70 @@ mod tokio_util_like {
     }
 }
 
+/// A place in the call-log queue, reserved at admission (see the module docs).
+pub struct Slot(mpsc::OwnedPermit<Record>);
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Slot")
+    }
+}
+
 impl Writer {
+    /// A slot for one call row, if the queue has room (else the caller refuses the
+    /// request: overload is said, not hidden).
+    pub fn admit(&self) -> Option<Slot> {
+        self.tx.clone().try_reserve_owned().ok().map(Slot)
+    }
+
+    /// Writes a call's records, its row into the slot it was admitted with (never
+    /// dropped); spend settlements as [`Writer::submit`] does.
+    pub fn submit_in(&self, slot: Slot, records: Vec<Record>) {
+        let mut slot = Some(slot);
+        let mut rest = Vec::new();
+        {
+            let mut spends = self.spends.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for record in records {
+                match record {
+                    Record::Spend(row) => add_spend(&mut spends, row),
+                    call => match slot.take() {
+                        Some(Slot(permit)) => {
+                            permit.send(call);
+                            self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => rest.push(call),
+                    },
+                }
+            }
+        }
+        if !rest.is_empty() {
+            self.try_submit(rest);
+        }
+    }
+
+    /// Queues `records` without waiting: a call row that finds the queue full is dropped
+    /// and counted (for refusals under overload, which must not queue behind it).
+    pub fn try_submit(&self, records: Vec<Record>) {
+        for record in records {
+            match record {
+                Record::Spend(row) => {
+                    add_spend(
+                        &mut self.spends.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                        row,
+                    );
+                }
+                call => {
+                    if self.tx.try_send(call).is_ok() {
+                        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("proxy call log: queue full; a refusal's record was dropped");
+                    }
+                }
+            }
+        }
+    }
+
     /// Starts the writer task on the current runtime.
     pub fn start(database: Database, config: &CallLogConfig) -> Self {
         let capacity = config.queue_capacity.max(1);

@@ -6,7 +6,7 @@
 use super::*;
 
 /// The call log row being built for one request.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct Ledger {
     pub(super) id: Uuid,
     pub(super) tenant: Uuid,
@@ -25,6 +25,8 @@ pub(super) struct Ledger {
     pub(super) replayed_from: Option<Uuid>,
     pub(super) guardrails: Vec<Hit>,
     pub(super) killswitch: &'static str,
+    /// The call log slot taken at admission: the row of an answered call is never dropped.
+    pub(super) slot: Option<aos_engines::proxy::writer::Slot>,
 }
 
 /// How a call ended, for its row.
@@ -101,10 +103,11 @@ impl Ledger {
 /// Logs a call and, when it cost something or held a reservation, settles its spend.
 pub(super) async fn finish(
     runtime: &ProxyRuntime,
-    ledger: Ledger,
+    mut ledger: Ledger,
     outcome: Outcome,
     reservation: Option<&budget::Reservation>,
 ) {
+    let slot = ledger.slot.take();
     let mut records = Vec::with_capacity(5);
     let cost = outcome.cost;
     if cost > 0 || reservation.is_some() {
@@ -124,7 +127,10 @@ pub(super) async fn finish(
     records.push(Record::Call(Box::new(
         ledger.row(outcome, runtime.engine.config.log.max_body_bytes),
     )));
-    runtime.writer.submit(records).await;
+    match slot {
+        Some(slot) => runtime.writer.submit_in(slot, records),
+        None => runtime.writer.submit(records).await,
+    }
 }
 
 /// Logs a call that ends in `error` (nothing or nothing useful came back) and hands the
@@ -238,7 +244,26 @@ pub(super) async fn run(
         replayed_from,
         guardrails: Vec::new(),
         killswitch: "passed",
+        slot: None,
     };
+    // Admission: a place for this call's row in the call log, before any work. Without
+    // one AOS is past what it can record, and says so instead of answering unrecorded.
+    match runtime.writer.admit() {
+        Some(slot) => ledger.slot = Some(slot),
+        None => {
+            let error = SpineError::new(
+                ErrorCode::ServiceUnavailable,
+                "AOS is at capacity (the call log cannot keep up); retry shortly",
+            )
+            .retry_after(1);
+            let call_id = ledger.id;
+            runtime.writer.try_submit(vec![Record::Call(Box::new(ledger.row(
+                Outcome::refused(CallStatus::Overloaded, &error),
+                runtime.engine.config.log.max_body_bytes,
+            )))]);
+            return Err(error.for_call(call_id));
+        }
+    }
 
     // Kill switch first: a frozen caller's request goes nowhere and counts nothing.
     if let Err(error) = kill_switch_check(&shared.kill_switch, &actor) {
