@@ -5,7 +5,6 @@ use std::io::Read;
 use aos_client::schemas::agents::{
     Agent, AgentManifest, Capability, CreateAgentKeyRequest, CreateAgentRequest, CreatedAgentKey, ManifestVerification,
 };
-use aos_client::schemas::api_keys::ApiKey;
 use aos_client::schemas::envelope::PageQuery;
 use aos_client::schemas::killswitch::FreezeRequest;
 use aos_client::{Client, all_pages};
@@ -13,7 +12,7 @@ use clap::Subcommand;
 use uuid::Uuid;
 
 use crate::output::{Output, fields, label, opt, table, ts};
-use crate::{Failure, Outcome};
+use crate::{Failure, Outcome, keys_table};
 
 #[derive(Subcommand)]
 pub enum AgentsCommand {
@@ -186,21 +185,6 @@ fn manifest_text(m: &AgentManifest) -> String {
     text.push_str("\n\n");
     text.push_str(&m.manifest);
     text
-}
-
-fn keys_table(keys: &[ApiKey]) -> String {
-    table(
-        &["ID", "NAME", "PREFIX", "STATUS", "SCOPES"],
-        keys.iter().map(|k| {
-            vec![
-                k.id.to_string(),
-                k.name.clone(),
-                k.prefix.clone(),
-                label(&k.status),
-                k.scopes.join(","),
-            ]
-        }),
-    )
 }
 
 fn read_manifest(arg: &str) -> Result<String, Failure> {
