@@ -26,6 +26,7 @@ aos_tests::for_each_backend!(
     approvals_expire_and_block_their_calls,
     the_remote_opa_path_decides_and_fails_closed,
     tenants_cannot_reach_each_others_governance,
+    a_servers_call_cap_blocks_the_excess_before_it_reaches_the_server,
 );
 
 struct Tenant {
@@ -1003,4 +1004,94 @@ async fn tenants_cannot_reach_each_others_governance(backend: Backend) {
     // The operator has no tenant of its own here.
     let response = app.operator(Method::GET, "/api/v1/audit/verify").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+async fn a_servers_call_cap_blocks_the_excess_before_it_reaches_the_server(backend: Backend) {
+    let app = spawn_opts(backend, Options::default()).await;
+    let t = tenant(&app, "acme").await;
+    let gov = GovServer::default();
+    let upstream = mcp_servers::streamable_http(gov.clone(), None).await;
+    // Bad input first: the field is named.
+    let (status, err) = call(
+        &app,
+        &t.key,
+        Method::POST,
+        SERVERS,
+        Some(json!({"name": "capped", "url": upstream.url, "max_calls_per_minute": 0})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["field"], "max_calls_per_minute");
+    let (server, tools) = register(&app, &t, &upstream.url, json!({"max_calls_per_minute": 2})).await;
+    let (_, shown) = call(&app, &t.key, Method::GET, &format!("{SERVERS}/{server}"), None).await;
+    assert_eq!(shown["data"]["max_calls_per_minute"], 2, "{shown}");
+
+    // The cap counts per clock minute: start clear of a minute's end.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if secs % 60 > 50 {
+        tokio::time::sleep(std::time::Duration::from_secs(61 - secs % 60)).await;
+    }
+    for text in ["a", "b"] {
+        let (status, body) = invoke(&app, &t.key, &server, &tools["echo"], json!({"text": text})).await;
+        assert_eq!(
+            (status, body["data"]["status"].as_str()),
+            (StatusCode::OK, Some("SUCCESS")),
+            "{body}"
+        );
+    }
+    let response = app
+        .as_(
+            &t.key,
+            Method::POST,
+            &format!("{SERVERS}/{server}/tools/{}/invoke", tools["echo"]),
+        )
+        .json(&json!({"input": {"text": "c"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().get("retry-after").is_some());
+    let call_id = response.headers()["x-aos-call-id"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(gov.calls_of("echo"), 2, "the excess never reached the server");
+    let (_, recorded) = call(
+        &app,
+        &t.key,
+        Method::GET,
+        &format!("{SERVERS}/{server}/invocations"),
+        None,
+    )
+    .await;
+    let blocked = &recorded["data"][0];
+    assert_eq!(
+        (
+            blocked["id"].as_str(),
+            blocked["status"].as_str(),
+            blocked["error_code"].as_str()
+        ),
+        (Some(call_id.as_str()), Some("BLOCKED"), Some("RATE_LIMITED")),
+        "{recorded}"
+    );
+    // Through /mcp: a tool error that says why; still nothing upstream.
+    let (_, body) = crate::mcp_gateway::rpc(
+        &app,
+        &t.key,
+        "/mcp",
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "gov.echo", "arguments": {"text": "d"}}}),
+    )
+    .await;
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    assert!(
+        body["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("rate_limited"),
+        "{body}"
+    );
+    assert_eq!(gov.calls_of("echo"), 2);
 }

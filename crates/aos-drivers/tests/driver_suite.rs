@@ -309,6 +309,7 @@ fn new_server(tenant: DbUuid, url: &str) -> NewMcpServer {
         updated_at: DbTime::now(),
         call_timeout_ms: Some(2_000),
         max_output_bytes: None,
+        max_calls_per_minute: None,
     }
 }
 

@@ -143,6 +143,8 @@ pub struct McpServerRow {
     /// The latest signed manifest of the tool set (compact JWS).
     pub manifest: Option<String>,
     pub manifest_issued_at: Option<DbTime>,
+    /// Governed calls per minute to this server, on each replica; `None`: no cap.
+    pub max_calls_per_minute: Option<i32>,
 }
 
 impl McpInvocationRow {
@@ -180,6 +182,7 @@ pub struct NewMcpServer {
     pub updated_at: DbTime,
     pub call_timeout_ms: Option<i64>,
     pub max_output_bytes: Option<i64>,
+    pub max_calls_per_minute: Option<i32>,
 }
 
 /// A partial update of a server; `None` leaves a column alone, `Some(None)` clears it.

@@ -110,6 +110,7 @@ diesel::table! {
         max_output_bytes -> Nullable<BigInt>,
         manifest -> Nullable<Text>,
         manifest_issued_at -> Nullable<UtcTimestamp>,
+        max_calls_per_minute -> Nullable<Integer>,
     }
 }
 

@@ -68,6 +68,9 @@ pub struct McpServer {
     pub call_timeout_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_bytes: Option<i64>,
+    /// Governed calls per minute to this server, on each replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_calls_per_minute: Option<i32>,
     pub created_by: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -134,6 +137,11 @@ pub struct RegisterMcpServerRequest {
     /// Cap on one tool output, 1024 to 67108864 bytes (default: `mcp.max_output_bytes`).
     #[serde(default)]
     pub max_output_bytes: Option<u64>,
+    /// Governed calls per minute to this server, 1 to 100000, on each replica (default:
+    /// no cap). Calls over it are recorded BLOCKED (`RATE_LIMITED`) and never reach it.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100000)]
+    pub max_calls_per_minute: Option<u32>,
 }
 
 impl RegisterMcpServerRequest {
@@ -149,6 +157,7 @@ impl RegisterMcpServerRequest {
             discover: true,
             call_timeout_ms: None,
             max_output_bytes: None,
+            max_calls_per_minute: None,
         }
     }
 }

@@ -146,6 +146,8 @@ const MAX_POOLED_SESSIONS: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct McpRuntime {
     pub settings: McpSettings,
+    /// Governed calls per minute per server, on this replica (`max_calls_per_minute`).
+    pub server_calls: std::sync::Arc<crate::proxy::settings::RateLimiter>,
     outbound: Outbound,
     credentials: Credentials,
     pool: std::sync::Arc<SessionPool>,
@@ -234,6 +236,7 @@ impl McpRuntime {
             outbound,
             credentials,
             pool: std::sync::Arc::default(),
+            server_calls: std::sync::Arc::default(),
         })
     }
 

@@ -555,15 +555,59 @@ pub async fn refuse_for_agent(
         AgentRefusal::NotGranted => None,
     };
     let mut row = new_row(invocation_id, tenant, caller, request, prepared, now, input_hash);
+    blocked(&mut row, refusal.code(), &reason, "aos.agents", now);
+    row.incident_id = incident.as_ref().map(|i| i.id);
+    db::insert_invocation(conn, &row).await?;
+    pending.flush(conn, tenant).await?;
+    Ok((row, reason))
+}
+
+/// Marks a row BLOCKED before the call, with its code and reason.
+fn blocked(row: &mut McpInvocationRow, code: &str, reason: &str, by: &str, now: DbTime) {
     row.status = InvocationStatus::Blocked.as_str().into();
-    row.error_code = Some(refusal.code().into());
-    row.error_message = Some(reason.clone());
+    row.error_code = Some(code.into());
+    row.error_message = Some(reason.to_owned());
     row.policy_decision = Some("blocked".into());
-    row.policy_id = Some("aos.agents".into());
+    row.policy_id = Some(by.into());
     row.policy_reasons = Some(DbJson(json!([reason])));
     row.completed_at = Some(now);
     row.duration_ms = Some(0);
-    row.incident_id = incident.as_ref().map(|i| i.id);
+}
+
+/// Records a call refused by the server's `max_calls_per_minute` (one write
+/// transaction): the request and a DENIED event in the audit chain, the invocation BLOCKED
+/// with `RATE_LIMITED`. Nothing reaches the server.
+pub async fn refuse_rate_limited(
+    conn: &mut Conn,
+    tenant: uuid::Uuid,
+    caller: &Caller,
+    request: &InvokeRequest,
+    prepared: &Prepared,
+    limit: u32,
+) -> EngineResult<(Invocation, String)> {
+    let reason = format!(
+        "rate_limited: {} takes at most {limit} governed calls per minute",
+        prepared.server.name
+    );
+    let invocation_id = DbUuid::new_v7();
+    let now = DbTime::now();
+    let mut pending = audit::Pending::default();
+    let input_hash = canonical_sha256(&request.input);
+    requested(&mut pending, caller, request, prepared, invocation_id, &input_hash);
+    pending.push(
+        &caller.actor,
+        Event {
+            event_type: AuditEventType::ToolInvocationDenied,
+            subject_type: SubjectKind::McpTool,
+            subject_id: subject(&prepared.tool),
+            decision: Some("blocked".into()),
+            policy_revision: None,
+            details: json!({"invocation_id": invocation_id.to_string(), "reasons": [reason],
+                            "policy_id": "aos.protection"}),
+        },
+    );
+    let mut row = new_row(invocation_id, tenant, caller, request, prepared, now, input_hash);
+    blocked(&mut row, "RATE_LIMITED", &reason, "aos.protection", now);
     db::insert_invocation(conn, &row).await?;
     pending.flush(conn, tenant).await?;
     Ok((row, reason))

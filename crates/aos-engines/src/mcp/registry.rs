@@ -47,6 +47,9 @@ pub struct Registration {
     pub call_timeout_ms: Option<u64>,
     /// Cap on one tool output (1 KiB to 64 MiB); `None`: the default.
     pub max_output_bytes: Option<u64>,
+    /// Governed calls per minute to this server (1 to 100000), on each replica; `None`:
+    /// no cap.
+    pub max_calls_per_minute: Option<u32>,
 }
 
 /// Validates and stores a new server (PENDING). The same live URL twice is a conflict.
@@ -75,6 +78,12 @@ pub async fn register(
         return Err(EngineError::invalid(
             "metadata",
             "must be a JSON object of at most 16 KiB",
+        ));
+    }
+    if r.max_calls_per_minute.is_some_and(|n| !(1..=100_000).contains(&n)) {
+        return Err(EngineError::invalid(
+            "max_calls_per_minute",
+            "must be between 1 and 100000",
         ));
     }
     if r.call_timeout_ms.is_some_and(|t| !(100..=600_000).contains(&t)) {
@@ -110,6 +119,7 @@ pub async fn register(
         updated_at: now,
         call_timeout_ms: r.call_timeout_ms.and_then(|v| i64::try_from(v).ok()),
         max_output_bytes: r.max_output_bytes.and_then(|v| i64::try_from(v).ok()),
+        max_calls_per_minute: r.max_calls_per_minute.and_then(|v| i32::try_from(v).ok()),
     };
     let server = db::insert_server(conn, &new).await.map_err(|e| match e {
         DriverError::Conflict(_) => EngineError::Conflict(format!("{url} is already registered")),

@@ -221,7 +221,12 @@ impl GatewayBackend for SpineGateway {
                 Err(err) if err.code == ErrorCode::InvalidToolInput => {
                     return Ok(CallOutcome::Refused(format!("invalid arguments: {}", err.message)));
                 }
-                Err(err) if err.code == ErrorCode::KillSwitchActive || err.code == ErrorCode::CapabilityNotGranted => {
+                Err(err)
+                    if matches!(
+                        err.code,
+                        ErrorCode::KillSwitchActive | ErrorCode::CapabilityNotGranted | ErrorCode::RateLimited
+                    ) =>
+                {
                     return Ok(CallOutcome::Refused(err.message));
                 }
                 Err(err) if err.code == ErrorCode::NotFound => {

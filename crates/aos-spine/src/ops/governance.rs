@@ -205,6 +205,24 @@ impl Workflow for Invoke {
             if let Some(error) = &decision.error {
                 tracing::warn!(%error, tool_id = %tool_id, "policy evaluation failed; denied");
             }
+            // The server's own cap (`max_calls_per_minute`, per replica): a call that would
+            // go out now but is over it is recorded BLOCKED and never reaches the server.
+            if decision.outcome == aos_engines::governance::policy::Outcome::Allow
+                && let Some(limit) = prepared.server.max_calls_per_minute.and_then(|n| u32::try_from(n).ok())
+                && let Err(state) = cx.mcp().server_calls.take(prepared.server.id.0, limit)
+            {
+                let (caller, request, prepared) = (caller.clone(), request.clone(), prepared.clone());
+                let (invocation, reason) = cx
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            Ok(invoke::refuse_rate_limited(conn, tenant, &caller, &request, &prepared, limit).await?)
+                        })
+                    })
+                    .await?;
+                return Err(SpineError::new(ErrorCode::RateLimited, reason)
+                    .retry_after(state.reset_secs)
+                    .for_call(invocation.id.0));
+            }
             let ttl = Duration::from_secs(cx.approvals().ttl_secs);
             let (limits, target) = (
                 invoke::limits(cx.mcp(), &prepared.server),

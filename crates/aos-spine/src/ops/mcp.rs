@@ -74,6 +74,7 @@ pub(crate) fn server_to_api(s: Server) -> api::McpServer {
         tool_count: s.tool_count,
         call_timeout_ms: s.call_timeout_ms,
         max_output_bytes: s.max_output_bytes,
+        max_calls_per_minute: s.max_calls_per_minute,
         created_by: s.created_by,
         created_at: s.created_at.into(),
         updated_at: s.updated_at.into(),
@@ -222,6 +223,7 @@ impl Workflow for Register {
                 created_by: self.actor.actor(),
                 call_timeout_ms: self.request.call_timeout_ms,
                 max_output_bytes: self.request.max_output_bytes,
+                max_calls_per_minute: self.request.max_calls_per_minute,
             };
             let mcp = cx.mcp().clone();
             mcp.check_target_resolves(registration.transport, registration.url.trim())
