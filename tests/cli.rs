@@ -179,10 +179,27 @@ async fn the_cli_runs_the_governed_flow_with_stable_exit_codes(backend: Backend)
         home,
         &url,
         Some(key),
-        &["mcp", "register", "--name", "gov", "--url", &upstream.url],
+        &[
+            "mcp",
+            "register",
+            "--name",
+            "gov",
+            "--url",
+            &upstream.url,
+            "--max-calls-per-minute",
+            "600",
+        ],
     ));
     assert!(
         registered.stdout.contains("discovered 5 tools"),
+        "{}",
+        registered.stdout
+    );
+    assert!(
+        registered
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("max_calls_per_minute") && l.trim_end().ends_with(" 600")),
         "{}",
         registered.stdout
     );

@@ -156,6 +156,9 @@ struct RegisterArgs {
     call_timeout_ms: Option<u64>,
     #[arg(long)]
     max_output_bytes: Option<u64>,
+    /// Cap on governed calls per minute to this server (per replica)
+    #[arg(long)]
+    max_calls_per_minute: Option<u32>,
 }
 
 #[derive(Args)]
@@ -522,6 +525,7 @@ fn server_fields(s: &McpServer) -> String {
         ("credential_ref", opt(s.credential_ref.as_ref())),
         ("call_timeout_ms", opt(s.call_timeout_ms)),
         ("max_output_bytes", opt(s.max_output_bytes)),
+        ("max_calls_per_minute", opt(s.max_calls_per_minute)),
         ("created_by", s.created_by.clone()),
         ("created_at", ts(&s.created_at)),
         ("discovered_at", opt_ts(s.discovered_at.as_ref())),
@@ -637,6 +641,7 @@ async fn mcp(client: &Client, out: Output, command: McpCommand) -> Outcome {
             request.discover = !args.no_discover;
             request.call_timeout_ms = args.call_timeout_ms;
             request.max_output_bytes = args.max_output_bytes;
+            request.max_calls_per_minute = args.max_calls_per_minute;
             let message = if request.discover {
                 "registering and discovering tools"
             } else {
