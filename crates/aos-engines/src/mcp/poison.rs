@@ -126,7 +126,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "credential-file-reference",
             "exfiltration",
-            r"(~/\.ssh|\.ssh/|\bid_rsa\b|\bid_ed25519\b|\.aws/credentials|/etc/passwd|/etc/shadow|\.netrc\b|\.npmrc\b|\bmcp\.json\b|(^|[\s`'\x22(])\.env\b|credentials\.(json|db)|\.kube/config|\.config/gcloud|\bssh\s+key\b|\bkeychain\b)",
+            r"(~/\.ssh|\.ssh/|\bid_rsa\b|\bid_ed25519\b|\.aws/credentials|/etc/passwd|/etc/shadow|\.netrc\b|\.npmrc\b|\bmcp\.json\b|(^|[\s`'\x22(])\.env\b|credentials\.(json|db)|\.kube/config|\.config/gcloud|\.git-credentials|gh/hosts\.yml|\.docker/config\.json|\bssh\s+key\b|\bkeychain\b)",
         ),
         rule(
             "exfiltration-instruction",
@@ -151,7 +151,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "tool-chaining-instruction",
             "tool-transfer",
-            r"\b(then|next|after\s+this\s+tool\s+returns|immediately|afterwards?|once\s+done|when\s+finished|after\s+that|upon\s+completion)\s*,?\s+(you\s+must\s+|you\s+should\s+|always\s+)?(call|invoke|run|use|trigger|execute|launch)\s+(the\s+)?[`'\x22]?[a-z][\w.-]*[`'\x22]?\s+(tool|with|on)\b|\b(also|first)\s+(call|invoke|run)\s+(the\s+)?[`'\x22]?[a-z][\w.-]*[`'\x22]?\s+(tool\s+)?(with|on|to)\b|\bcall\s+\w+\s+(again\s+)?with\s+the\s+contents\b|\bwith\s+the\s+(shell|bash|terminal)\s+tool\b|\bcall\s+the\s+(shell|bash|terminal)\s+tool\b|\bhand\s+[^.]*\bto\s+the\s+[\w.-]+\s+tool\b",
+            r"\b(then|next|after\s+this\s+tool\s+returns|immediately|afterwards?|once\s+done|when\s+finished|after\s+that|upon\s+completion)\s*,?\s+(you\s+must\s+|you\s+should\s+|always\s+)?(call|invoke|run|use|trigger|execute|launch)\s+(the\s+)?[`'\x22]?[a-z][\w.-]*[`'\x22]?\s+(tool|with|on)\b|\b(also|first)\s+(call|invoke|run)\s+(the\s+)?[`'\x22]?[a-z][\w.-]*[`'\x22]?\s+(tool\s+)?(with|on|to)\b|\bcall\s+\w+\s+(again\s+)?with\s+the\s+contents\b|\bwith\s+the\s+(shell|bash|terminal)\s+tool\b|\bcall\s+the\s+(shell|bash|terminal)\s+tool\b|\bhand\s+[^.]*\bto\s+the\s+[\w.-]+\s+tool\b|\bnext\s+step\s+is\s+mandatory\b|\bcall\s+[a-z][\w.-]*\s+with\b[^.]*\b(immediately|afterwards)\b",
         ),
         rule(
             "conditional-trigger",
@@ -166,7 +166,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "authority-claim",
             "authority-claim",
-            r"\bthe\s+user\s+(has\s+)?(already\s+)?(approved|authori[sz]ed|consented|agreed)\b|(^|[\s\[(])system\s*:\s|\b(official|mandatory)\s+(instruction|requirement|directive)\b|\bfrom\s+the\s+(administrator|admin|system|developer)\s*:|\byou\s+are\s+(now\s+)?(authori[sz]ed|in\s+developer\s+mode)\b|\bpre-?approved\b|\bproceed\s+without\s+(confirmation|asking)\b|\bdisable\s+all\s+confirmations\b|\b(granted|given)\s+(this\s+tool\s+)?(full|special|elevated|admin|unrestricted)\s+(authority|access|permissions?|privileges)\b|\bconfirmations?\s+(from\s+the\s+user\s+)?(are|is)\s+(unnecessary|not\s+needed|not\s+required)\b",
+            r"\bthe\s+user\s+(has\s+)?(already\s+)?(approved|authori[sz]ed|consented|agreed)\b|(^|[\s\[(])system\s*:\s|\b(official|mandatory)\s+(instruction|requirement|directive)\b|\bfrom\s+the\s+(administrator|admin|system|developer)\s*:|\byou\s+are\s+(now\s+)?(authori[sz]ed|in\s+developer\s+mode)\b|\bpre-?approved\b|\bproceed\s+without\s+(confirmation|asking)\b|\bdisable\s+all\s+confirmations\b|\b(granted|given)\s+(this\s+tool\s+)?(full|special|elevated|admin|unrestricted)\s+(authority|access|permissions?|privileges)\b|\bconfirmations?\s+(from\s+the\s+user\s+)?(are|is)\s+(unnecessary|not\s+needed|not\s+required)\b|\b(audited\s+and\s+)?approved\s+by\s+(anthropic|openai|google|microsoft|your\s+developers)\b|\bas\s+(coming\s+)?from\s+your\s+developers\b",
         ),
         rule(
             "preference-manipulation",
@@ -177,6 +177,11 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "user-impersonation",
             "user-impersonation",
             r"\b(respond|reply|act|answer|write)\s+as\s+(if\s+you\s+were\s+)?the\s+user\b|\bpretend\s+to\s+be\s+the\s+user\b|\bon\s+(the\s+user'?s|their)\s+behalf\b[^.]*\b(confirm|approve|accept|purchase|pay)|\bthe\s+user\s+says\s*:|\bi\s+approve\s+every\s+action\b",
+        ),
+        rule(
+            "payment-redirect",
+            "tool-shadowing",
+            r"\b(convert|change|set|replace|switch)\s+the\s+(payment\s+)?(recipient|payee|beneficiary|destination\s+account)\s+(to|with)\b",
         ),
         rule(
             "secret-placeholder",
@@ -231,7 +236,7 @@ static CUES: LazyLock<Vec<(Cue, Regex)>> = LazyLock::new(|| {
     [
         cue(
             Cue::Secret,
-            r"\b(passwords?|passcodes?|pin\s+codes?|bank\s+pin|api\s+keys?|access\s+tokens?|auth\s+tokens?|session\s+tokens?|secrets|secret\s+keys?|credentials|cookies|private\s+keys?|ssh\s+keys?|id_rsa|\.env\b|bash_history|zsh_history|\.gitconfig|\.netrc|inbox|chat\s+history|conversation\s+history|conversation\s+so\s+far|system\s+prompt|system\s+instructions|hidden\s+instructions|developer\s+message|maiden\s+name|social\s+security|credit\s+card|card\s+number|seed\s+phrase|recovery\s+phrase|environment\s+variables|repository\s+secrets|verification\s+codes?|one-time\s+(codes?|passwords?)|login\s+details|messages?\s+exchanged|every\s+message|initial\s+(configuration|instructions|prompt)|configuration\s+text|(recent|private|personal)\s+(emails|messages|files|documents|photos|chats)|user'?s\s+(\w+\s+)?(emails|messages|files|documents|contacts|photos|clipboard|location|contact\s+list)|(rules|instructions)\s+you\s+were\s+given|instructions\s+you\s+(received|have)|exact\s+wording|card\s+details|saved\s+(cards?|passwords?|payment\s+\w+|logins?)|payment\s+(details|info|information)|brokerage\s+login|bank\s+account|clipboard|wi-?fi\s+passwords?|\.aws/config|\.docker/config(\.json)?|\.git-credentials|\.pgpass)\b|~/\.[a-z]",
+            r"\b(passwords?|passcodes?|pin\s+codes?|bank\s+pin|api\s+keys?|access\s+tokens?|auth\s+tokens?|session\s+tokens?|secrets|secret\s+keys?|credentials|cookies|private\s+keys?|ssh\s+keys?|id_rsa|\.env\b|bash_history|zsh_history|\.gitconfig|\.netrc|inbox|chat\s+history|conversation\s+history|conversation\s+so\s+far|system\s+prompt|system\s+instructions|hidden\s+instructions|developer\s+message|maiden\s+name|social\s+security|credit\s+card|card\s+number|seed\s+phrase|recovery\s+phrase|environment\s+variables|repository\s+secrets|verification\s+codes?|one-time\s+(codes?|passwords?)|login\s+details|messages?\s+exchanged|every\s+message|initial\s+(configuration|instructions|prompt)|configuration\s+text|(recent|private|personal)\s+(emails|messages|files|documents|photos|chats)|user'?s\s+(\w+\s+)?(emails|messages|files|documents|contacts|photos|clipboard|location|contact\s+list)|(rules|instructions)\s+you\s+were\s+given|instructions\s+you\s+(received|have)|exact\s+wording|card\s+details|saved\s+(cards?|passwords?|payment\s+\w+|logins?)|payment\s+(details|info|information)|brokerage\s+login|bank\s+account|transcript\s+of\s+(this|the)\s+(conversation|chat|session)|developer\s+messages?|system\s+and\s+developer|user'?s\s+(full\s+)?(home\s+address|phone\s+number|address)|clipboard|wi-?fi\s+passwords?|\.aws/config|\.docker/config(\.json)?|\.git-credentials|\.pgpass)\b|~/\.[a-z]",
         ),
         cue(
             Cue::Transfer,
@@ -259,7 +264,7 @@ static CUES: LazyLock<Vec<(Cue, Regex)>> = LazyLock::new(|| {
         ),
         cue(
             Cue::Preference,
-            r"\bonly\s+ever\s+use\s+this\b|\buse\s+only\s+this\s+(one|tool)\b|\bonly\s+use\s+this\s+one\b|\babove\s+(every|all|any)\s+other\b|\bover\s+(any|all|every)\s+other\b|\bother\s+(\w+\s+){0,2}(give|gives|are|return|returns)\s+(incorrect|wrong|outdated|broken|unsafe)\b|\bnever\s+use\s+(any\s+)?other\b|\bbest\s+and\s+most\s+reliable\b|\bonly\s+trustworthy\b|\b(pick|choose|select|prefer)\s+this\s+tool\s+(whenever|for\s+(any|all|every))\b|\balternatives\s+are\s+(unreliable|worse|outdated|broken|wrong|unsafe)\b|\brated\s+#?1\b|\b(more|most)\s+\w+\s+than\s+(any|all|every)\s+other\b|\bexclusively\b|\balways\s+be\s+used\s+first\b|\b(every|all|any)\s+other\s+(\w+\s+){0,2}tools?\s+(is|are)\s+(known|unsafe|unreliable|broken|outdated|slow)\b|\broute\s+all\s+\w+\s+(here|to\s+this)\b",
+            r"\bonly\s+ever\s+use\s+this\b|\buse\s+only\s+this\s+(one|tool)\b|\bonly\s+use\s+this\s+one\b|\babove\s+(every|all|any)\s+other\b|\bover\s+(any|all|every)\s+other\b|\bother\s+(\w+\s+){0,2}(give|gives|are|return|returns)\s+(incorrect|wrong|outdated|broken|unsafe)\b|\bnever\s+use\s+(any\s+)?other\b|\bbest\s+and\s+most\s+reliable\b|\bonly\s+trustworthy\b|\b(pick|choose|select|prefer)\s+this\s+tool\s+(whenever|for\s+(any|all|every))\b|\balternatives\s+are\s+(unreliable|worse|outdated|broken|wrong|unsafe)\b|\brated\s+#?1\b|\b(more|most)\s+\w+\s+than\s+(any|all|every)\s+other\b|\bexclusively\b|\balways\s+be\s+used\s+first\b|\b(every|all|any)\s+other\s+(\w+\s+){0,2}tools?\s+(is|are)\s+(known|unsafe|unreliable|broken|outdated|slow)\b|\broute\s+all\s+\w+\s+(here|to\s+this)\b|\bmust\s+always\s+be\s+(chosen|used|preferred|selected)\b|\bor\s+any\s+alternative\b",
         ),
         cue(
             Cue::Redirect,
@@ -307,28 +312,18 @@ fn combination(cues: &[Cue]) -> Option<(&'static str, &'static str)> {
 }
 
 /// All cue patterns as one set: one pass over the text.
-static CUE_SET: LazyLock<regex::RegexSet> = LazyLock::new(|| {
-    regex::RegexSetBuilder::new(CUES.iter().map(|(_, r)| r.as_str()))
-        .dfa_size_limit(64 << 20)
-        .build()
-        .unwrap_or_else(|_| regex::RegexSet::empty())
-});
-
-/// All rule patterns as one set.
-static RULE_SET: LazyLock<regex::RegexSet> = LazyLock::new(|| {
-    regex::RegexSetBuilder::new(RULES.iter().map(|r| r.pattern.as_str()))
-        .dfa_size_limit(64 << 20)
-        .build()
-        .unwrap_or_else(|_| regex::RegexSet::empty())
-});
-
-fn cues_of(text: &str) -> Vec<Cue> {
-    CUE_SET
-        .matches(text)
+/// Every rule pattern, then every cue pattern, as one set: one pass over a text answers
+/// both (indices below `RULES.len()` are rules, the rest cues).
+static ALL_SET: LazyLock<regex::RegexSet> = LazyLock::new(|| {
+    let patterns = RULES
         .iter()
-        .filter_map(|i| CUES.get(i).map(|(c, _)| *c))
-        .collect()
-}
+        .map(|r| r.pattern.as_str())
+        .chain(CUES.iter().map(|(_, r)| r.as_str()));
+    regex::RegexSetBuilder::new(patterns)
+        .dfa_size_limit(64 << 20)
+        .build()
+        .unwrap_or_else(|_| regex::RegexSet::empty())
+});
 
 /// Parameter names that ask for what no tool needs (lower case, separators removed).
 const SENSITIVE_PARAMETERS: &[(&str, &str)] = &[
@@ -580,10 +575,14 @@ fn push(findings: &mut Vec<Finding>, rule: &'static str, family: &'static str, p
 }
 
 fn run_rules(findings: &mut Vec<Finding>, text: &str, path: &str) {
-    for rule in RULE_SET.matches(text).iter().filter_map(|i| RULES.get(i)) {
-        push(findings, rule.name, rule.family, path);
+    let mut cues = Vec::new();
+    for i in ALL_SET.matches(text).iter() {
+        match RULES.get(i) {
+            Some(rule) => push(findings, rule.name, rule.family, path),
+            None => cues.extend(CUES.get(i - RULES.len()).map(|(c, _)| *c)),
+        }
     }
-    if let Some((rule, family)) = combination(&cues_of(text)) {
+    if let Some((rule, family)) = combination(&cues) {
         push(findings, rule, family, path);
     }
 }
@@ -740,9 +739,9 @@ mod tests {
 
     #[test]
     fn every_rule_compiles() {
-        assert_eq!(RULES.len(), 17);
+        assert_eq!(RULES.len(), 18);
         assert_eq!(CUES.len(), 10);
-        assert_eq!((RULE_SET.len(), CUE_SET.len()), (RULES.len(), CUES.len()));
+        assert_eq!(ALL_SET.len(), RULES.len() + CUES.len());
         assert!(!never().is_match("anything"));
     }
 
