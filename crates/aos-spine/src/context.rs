@@ -3,7 +3,7 @@
 
 use aos_engines::auth::{Principal, Scope, scope};
 use aos_schemas::ErrorCode;
-use aos_types::ActorKind;
+use aos_types::{ActorKind, AgentId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -22,7 +22,7 @@ pub enum AuthContext {
         scopes: Vec<Scope>,
         /// Acting for this agent (`/mcp/agents/{id}`): the agent's capabilities bound the
         /// catalog and the calls; the calls stay the person's.
-        acting_for: Option<Uuid>,
+        acting_for: Option<AgentId>,
     },
     /// An API key.
     Machine {
@@ -31,9 +31,9 @@ pub enum AuthContext {
         scopes: Vec<Scope>,
         expires_at: Option<OffsetDateTime>,
         /// The agent this key belongs to: its calls are the agent's.
-        agent_id: Option<Uuid>,
+        agent_id: Option<AgentId>,
         /// A tenant key acting for an agent (`/mcp/agents/{id}`).
-        acting_for: Option<Uuid>,
+        acting_for: Option<AgentId>,
     },
     /// A customer integration's key: writes its own usage; reads it when `can_read`.
     Integration {
@@ -71,7 +71,7 @@ impl From<Principal> for AuthContext {
                 key_id,
                 scopes,
                 expires_at,
-                agent_id,
+                agent_id: agent_id.map(AgentId::from),
                 acting_for: None,
             },
             Principal::Integration {
@@ -109,7 +109,7 @@ impl AuthContext {
 
     /// The agent whose capabilities bound this caller: an agent's own key, or a person
     /// or tenant key acting for an agent.
-    pub fn agent(&self) -> Option<Uuid> {
+    pub fn agent(&self) -> Option<AgentId> {
         match self {
             Self::Machine {
                 agent_id, acting_for, ..
@@ -120,7 +120,7 @@ impl AuthContext {
     }
 
     /// The agent whose key this is (calls are attributed to it).
-    pub fn own_agent(&self) -> Option<Uuid> {
+    pub fn own_agent(&self) -> Option<AgentId> {
         match self {
             Self::Machine { agent_id, .. } => *agent_id,
             _ => None,
@@ -130,7 +130,7 @@ impl AuthContext {
     /// This caller acting for `agent` (`/mcp/agents/{id}`): an agent's key only for its
     /// own agent; a person or a tenant key holding `mcp:admin` (or `admin`) for any agent
     /// of the tenant (the agent's existence is checked when its catalog is read).
-    pub fn acting_for(self, agent: Uuid) -> Result<Self, SpineError> {
+    pub fn acting_for(self, agent: AgentId) -> Result<Self, SpineError> {
         match self {
             Self::Machine {
                 agent_id: Some(own), ..
@@ -208,7 +208,7 @@ impl AuthContext {
             Self::Human { user_id, .. } => format!("user:{user_id}"),
             Self::Machine {
                 agent_id: Some(agent), ..
-            } => format!("agent:{agent}"),
+            } => agent.actor(),
             Self::Machine { key_id, .. } => format!("key:{key_id}"),
             Self::Integration { key_id, .. } => format!("integration_key:{key_id}"),
         }

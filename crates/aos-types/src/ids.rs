@@ -101,3 +101,29 @@ mod tests {
         assert!("not-a-uuid".parse::<ServerId>().is_err());
     }
 }
+
+impl AgentId {
+    /// The agent as a caller in records: `agent:<id>` (an invocation's `actor_id`, an
+    /// approval's `requested_by`, the proxy call log's `actor`).
+    pub fn actor(self) -> String {
+        format!("agent:{self}")
+    }
+
+    /// The agent named by a caller label written by [`AgentId::actor`], if it is one.
+    pub fn from_actor(actor: &str) -> Option<Self> {
+        actor.strip_prefix("agent:").and_then(|id| id.parse().ok())
+    }
+}
+
+#[cfg(test)]
+mod agent_tests {
+    use super::*;
+
+    #[test]
+    fn agent_caller_labels_round_trip() {
+        let id = AgentId::new();
+        assert_eq!(AgentId::from_actor(&id.actor()), Some(id));
+        assert_eq!(AgentId::from_actor(&format!("key:{}", id.get())), None);
+        assert_eq!(AgentId::from_actor("agent:not-a-uuid"), None);
+    }
+}

@@ -152,7 +152,7 @@ pub async fn agent_websocket(
 
 /// The caller acting for `agent`, if it may (the agent is its tenant's and active).
 async fn act_for(spine: &Spine, caller: Caller, agent: uuid::Uuid) -> Result<Caller, ApiError> {
-    let caller = Caller(caller.0.acting_for(agent)?);
+    let caller = Caller(caller.0.acting_for(agent.into())?);
     spine
         .execute(aos_spine::ops::gateway::AgentEndpoint {
             actor: caller.0.clone(),

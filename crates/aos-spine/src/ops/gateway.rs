@@ -41,7 +41,7 @@ impl Operation for AgentEndpoint {
         Box::pin(async move {
             let tenant = self.actor.tenant_with(Scope::McpInvoke)?;
             if let Some(agent) = self.actor.agent() {
-                aos_engines::agents::cached_grant(cx.conn, cx.shared.auth.cache(), tenant.into(), agent.into()).await?;
+                aos_engines::agents::cached_grant(cx.conn, cx.shared.auth.cache(), tenant.into(), agent).await?;
             }
             Ok(())
         })
@@ -85,7 +85,7 @@ async fn agent_catalog(
     let Some(agent) = actor.agent() else {
         return Ok(prepared);
     };
-    let grant = aos_engines::agents::cached_grant(conn, auth.cache(), tenant.into(), agent.into()).await?;
+    let grant = aos_engines::agents::cached_grant(conn, auth.cache(), tenant.into(), agent).await?;
     Ok(prepared
         .into_iter()
         .filter_map(|mut entry| {

@@ -169,7 +169,7 @@ impl Workflow for Invoke {
                 trace_id: self.request.trace_id,
             };
             let (server_id, tool_id) = (self.server_id, self.tool_id);
-            let agent = self.actor.agent().map(aos_types::AgentId::from);
+            let agent = self.actor.agent();
             let shared = Arc::clone(&cx.shared);
             let mut prepared = cx
                 .read(move |conn| {
@@ -280,11 +280,11 @@ impl Workflow for Approve {
                     })
                 })
                 .await?;
-            if let Some(agent) = requester.strip_prefix("agent:").and_then(|id| id.parse::<Uuid>().ok()) {
+            if let Some(agent) = aos_types::AgentId::from_actor(&requester) {
                 if cx
                     .shared
                     .kill_switch
-                    .is_frozen(aos_engines::killswitch::Entity::Agent(agent))
+                    .is_frozen(aos_engines::killswitch::Entity::Agent(agent.get()))
                 {
                     return Err(SpineError::new(
                         ErrorCode::KillSwitchActive,
@@ -295,14 +295,11 @@ impl Workflow for Approve {
                 let grant = cx
                     .read(move |conn| {
                         Box::pin(async move {
-                            Ok(aos_engines::agents::cached_grant(
-                                conn,
-                                shared.auth.cache(),
-                                tenant.into(),
-                                agent.into(),
-                            )
-                            .await
-                            .map_err(|e| match e {
+                            Ok(
+                                aos_engines::agents::cached_grant(conn, shared.auth.cache(), tenant.into(), agent)
+                                    .await
+                                    .map_err(|e| {
+                                        match e {
                                 EngineError::NotFound(_)
                                 | EngineError::Unauthenticated(_)
                                 | EngineError::Forbidden(_) => EngineError::Conflict(
@@ -310,7 +307,9 @@ impl Workflow for Approve {
                                         .into(),
                                 ),
                                 other => other,
-                            })?)
+                            }
+                                    })?,
+                            )
                         })
                     })
                     .await?;

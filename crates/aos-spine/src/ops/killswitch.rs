@@ -8,6 +8,7 @@ use aos_engines::governance::audit::{self, AuditFilter};
 use aos_engines::killswitch::{self, Entity, StateRow as KillSwitchRow};
 use aos_schemas::ErrorCode;
 use aos_schemas::killswitch as api;
+use aos_types::AgentId;
 use aos_types::AuditEventType;
 use uuid::Uuid;
 
@@ -181,7 +182,7 @@ pub(crate) fn check(switch: &killswitch::KillSwitch, actor: &AuthContext) -> Res
         AuthContext::Machine { tenant_id, key_id, .. } => (*tenant_id, Some(*key_id)),
         AuthContext::Human { tenant_id, .. } | AuthContext::Integration { tenant_id, .. } => (*tenant_id, None),
     };
-    match switch.check(tenant, key, actor.agent()) {
+    match switch.check(tenant, key, actor.agent().map(AgentId::get)) {
         None => Ok(()),
         Some(frozen) => {
             let what = match frozen.entity {

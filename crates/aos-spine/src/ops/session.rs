@@ -50,7 +50,7 @@ impl Operation for Context {
             };
             Ok(SessionContext {
                 auth_type,
-                agent_id: self.actor.own_agent(),
+                agent_id: self.actor.own_agent().map(aos_types::AgentId::get),
                 tenant_id: self.actor.tenant_id(),
                 actor_id,
                 roles,

@@ -2,6 +2,7 @@
 //! get) and the caller's status.
 
 use super::*;
+use aos_types::AgentId;
 #[allow(clippy::wildcard_imports)]
 use aos_types::ApiKeyId;
 
@@ -300,11 +301,13 @@ impl Operation for Status {
             let switch = &cx.shared.kill_switch;
             let tenant_frozen = switch.is_frozen(aos_engines::killswitch::Entity::Tenant(tenant));
             let key_frozen = key.is_some_and(|k| switch.is_frozen(aos_engines::killswitch::Entity::Key(k)));
-            let reason = switch.check(tenant, key, self.actor.agent()).and_then(|f| f.reason);
+            let reason = switch
+                .check(tenant, key, self.actor.agent().map(AgentId::get))
+                .and_then(|f| f.reason);
             let (day, month) = budget::periods(OffsetDateTime::now_utc());
             let mut scopes = vec![aos_engines::proxy::SCOPE_TENANT.to_owned()];
             scopes.extend(key.map(aos_engines::proxy::key_scope));
-            let agent = self.actor.agent();
+            let agent = self.actor.agent().map(AgentId::get);
             scopes.extend(agent.map(aos_engines::proxy::agent_scope));
             let rows = aos_engines::proxy::counters(cx.conn, tenant, &scopes, &[day.clone(), month.clone()]).await?;
             let limit_of = |scope: &str, period: &str| {

@@ -148,10 +148,7 @@ impl Spine {
         // as the original caller (here): a call whose key or tenant is frozen now is not
         // sent upstream again by anyone. Either refusal is reported as the replay's
         // outcome (423 beside the original), and nothing goes upstream.
-        let original_agent = original
-            .actor
-            .strip_prefix("agent:")
-            .and_then(|id| id.parse::<uuid::Uuid>().ok());
+        let original_agent = aos_types::AgentId::from_actor(&original.actor).map(aos_types::AgentId::get);
         if let Some(frozen) = self
             .shared()
             .kill_switch

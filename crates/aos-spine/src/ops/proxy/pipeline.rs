@@ -2,8 +2,9 @@
 //! route, guardrails, budget reservation, upstream, and the call log row of every request
 //! (answered or refused).
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
+#[allow(clippy::wildcard_imports)]
+use aos_types::AgentId;
 
 /// The call log row being built for one request.
 #[derive(Debug)]
@@ -231,7 +232,7 @@ pub(super) async fn run(
         id: Uuid::now_v7(),
         tenant,
         key,
-        agent: actor.agent(),
+        agent: actor.agent().map(AgentId::get),
         actor: actor.actor(),
         endpoint,
         model: model.clone(),
@@ -325,7 +326,12 @@ pub(super) async fn run(
 
     // Budgets: reserve the worst case before anything goes upstream.
     let encoding = route.price.as_ref().and_then(|p| p.encoding.clone());
-    let limits = budget::limits(&settings, key, actor.agent(), OffsetDateTime::now_utc());
+    let limits = budget::limits(
+        &settings,
+        key,
+        actor.agent().map(AgentId::get),
+        OffsetDateTime::now_utc(),
+    );
     let mut prompt_estimate = None;
     if !limits.is_empty() && route.price.is_none() {
         let error = SpineError::new(
